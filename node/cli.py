@@ -1,0 +1,51 @@
+"""The ``liquide`` command: one console script with a group per role.
+
+Errors are mapped to ``liquide: error: …`` (and ``liquide: hint: …``) on stderr here, at the
+edge, with exit codes 0 ok, 1 failure, 2 usage. Each role's commands live in their own module and
+are registered below.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+from typing import Any
+
+import click
+
+from crypto import LiquideError
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A click group that turns Liquide errors into one clear line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LiquideError as exc:
+            click.echo(f"liquide: error: {exc.message}", err=True)
+            hint = getattr(exc, "hint", None)
+            if hint:
+                click.echo(f"liquide: hint: {hint}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version("liquide"), prog_name="liquide")
+def main() -> None:
+    """Liquide: a federated, verifiable liquid-democracy node for cities.
+
+    Groups: `node` (run a city node), `admin` (registrar and city admin),
+    `wallet` (a citizen's keys, delegations and ballots), `verify` (the observer).
+    """
+
+
+def _register() -> None:
+    # Each role's module adds its commands; imported here so `liquide --help` lists them all.
+    # One block per role module, each adding its group or command to `main`.
+    return
+
+
+_register()
