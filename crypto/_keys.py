@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 PUBLIC_HRP = "lqpk"
-SECRET_HRP = "lqsk"
+SECRET_HRP = "lqsk"  # noqa: S105 (a text-form prefix, not a secret)
 _CONTEXT_RE = re.compile(rb"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ALG_ED25519 = 0x01
 # C2SP signed-note key names: non-empty, no whitespace, no '+'.

@@ -148,7 +148,5 @@ def decode(data: bytes) -> Any:
         found = data[pos : pos + 1]
         if found in (b" ", b"\n", b"\r", b"\t"):
             raise EncodingError(f"insignificant whitespace at byte {pos}")
-        raise EncodingError(
-            f"not in canonical form at byte {pos} (string escaping or number form)"
-        )
+        raise EncodingError(f"not in canonical form at byte {pos} (string escaping or number form)")
     return obj

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks import Context, Row, measure_raw  # noqa: E402
+from benchmarks import Context, Row, measure_raw
 
 
 def main() -> int:
