@@ -137,7 +137,8 @@ class PublicKey:
     @classmethod
     def from_vkey(cls, vkey: str) -> tuple[str, PublicKey]:
         """Parse a C2SP verifier key; return ``(name, key)``. Checks the embedded key ID."""
-        parts = vkey.split("+")
+        # The name and key ID contain no '+', but standard base64 may: split twice only.
+        parts = vkey.split("+", 2)
         if len(parts) != 3:
             raise KeyFormatError("a verifier key has the form name+keyid+base64")
         name, hexid, b64 = parts
