@@ -45,7 +45,9 @@ def main() -> None:
 def _register() -> None:
     # Each role's module adds its commands; imported here so `liquide --help` lists them all.
     # One block per role module, each adding its group or command to `main`.
-    return
+    from node._cli_wallet import wallet
+
+    main.add_command(wallet)
 
 
 _register()

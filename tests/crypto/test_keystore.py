@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,8 +45,9 @@ def sealed(key: SecretKey) -> Keystore:
     return Keystore.seal(key, "correct horse battery staple", kdf=FAST)
 
 
-def _doc(ks: Keystore) -> dict:
-    return json.loads(ks.to_bytes())
+def _doc(ks: Keystore) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(ks.to_bytes())
+    return doc
 
 
 def _load(doc: object) -> Keystore:
@@ -92,7 +94,9 @@ def test_fresh_salt_and_nonce_each_time(key: SecretKey) -> None:
 
 def test_default_kdf_is_moderate_not_min() -> None:
     # Tests pass kdf=FAST explicitly; the default must stay the strong one.
-    default = Keystore.seal.__kwdefaults__["kdf"]
+    defaults = Keystore.seal.__kwdefaults__
+    assert defaults is not None
+    default = defaults["kdf"]
     assert default == KDF_LEVELS["moderate"]
     assert default.memlimit >= 256 * 1024 * 1024
 
