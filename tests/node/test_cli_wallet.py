@@ -578,3 +578,51 @@ def test_help_documents_non_interactive_passphrases(run) -> None:
     new_help = run("new", "--help").stdout
     assert "LIQUIDE_PASSPHRASE_FD" in new_help
     assert "tests only" in new_help
+
+
+# A real process -------------------------------------------------------------------------------
+
+
+def test_subprocess_new_with_inherited_fd_then_show(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "liquide"
+    if not exe.exists():
+        pytest.skip("console script not installed")
+    env = {**os.environ, "LIQUIDE_HOME": str(tmp_path), "LIQUIDE_KDF_LEVEL": "min"}
+    env.pop("LIQUIDE_PASSPHRASE", None)
+    r, w = os.pipe()
+    os.write(w, f"{PW}\n".encode())
+    os.close(w)
+    try:
+        new = subprocess.run(
+            [str(exe), "wallet", "new", "--json", "--passphrase-fd", str(r)],
+            env=env,
+            pass_fds=(r,),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(r)
+    assert new.returncode == 0, new.stderr
+    info = json.loads(new.stdout)
+    assert (
+        read_keystore(tmp_path / "wallet" / "default.key").unlock(PW).public_key.to_text()
+        == (info["public_key"])
+    )
+    again = subprocess.run(
+        [str(exe), "wallet", "new"],
+        env={**env, "LIQUIDE_PASSPHRASE": PW},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
+    assert again.returncode == 1
+    assert again.stdout == ""
+    assert "liquide: error: wallet key 'default' already exists" in again.stderr
