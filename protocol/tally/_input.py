@@ -1,0 +1,383 @@
+"""The ``TallyInput`` interchange document: what a tally is computed from.
+
+Replay (:mod:`protocol.state`) produces one of these for a complete record; outside verifiers
+read and write the same JSON (docs/TALLY.md). :meth:`TallyInput.from_dict` is the only way in and
+validates everything the engine relies on, raising :class:`~protocol.errors.TallyInputError`
+with the path of the offending item (``ballots.m5.i9``, ``delegations[3].trustees``). Missing
+policy keys take LiquidFeedback's defaults.
+
+Rows are :class:`typing.NamedTuple` rather than dataclasses on purpose: an input for a city holds
+up to a million of them, and a tuple is several times cheaper to build and to hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from protocol.errors import TallyInputError
+
+__all__ = [
+    "DEFEAT_STRENGTHS",
+    "DELEGATION_RULES",
+    "MAX_GRADE",
+    "MAX_ID_LENGTH",
+    "MAX_OPTIONS",
+    "MAX_TOTAL_WEIGHT",
+    "MAX_TRUSTEES",
+    "MAX_VOTERS",
+    "SCOPES",
+    "TALLY_VERSION",
+    "TIE_BREAKINGS",
+    "Delegation",
+    "Majority",
+    "Policy",
+    "TallyInput",
+]
+
+TALLY_VERSION = 1
+#: Longest ranked trustee list a delegation row may carry (protocol constant).
+MAX_TRUSTEES = 8
+#: Most options (initiatives) one issue may have; the status quo comes on top.
+MAX_OPTIONS = 32
+#: Most voters in one tally.
+MAX_VOTERS = 10_000_000
+#: Longest voter or option id, in characters.
+MAX_ID_LENGTH = 256
+#: Largest absolute grade (LiquidFeedback stores grades as INT4).
+MAX_GRADE = 2**31 - 1
+#: Largest sum of all voter weights. LiquidFeedback counts votes in INT4 and packs a tuple defeat
+#: strength as ``winning·2^31 − losing``, which is only an exact tuple below this bound.
+MAX_TOTAL_WEIGHT = 2**31 - 1
+
+#: Scopes from the broadest to the narrowest; a narrower row wins.
+SCOPES = ("assembly", "area", "issue")
+DELEGATION_RULES = ("dfd", "bfd", "minsum")
+DEFEAT_STRENGTHS = ("tuple", "simple")
+TIE_BREAKINGS = ("variant1", "variant2", "simple")
+
+_SCOPE_SET = frozenset(SCOPES)
+_TOP_KEYS = frozenset({"version", "voters", "options", "delegations", "ballots", "policy"})
+_ROW_KEYS = frozenset({"truster", "scope", "trustees"})
+_MAJORITY_KEYS = frozenset({"num", "den", "strict", "positive", "non_negative"})
+_POLICY_KEYS = frozenset(
+    {
+        "delegation_rule",
+        "defeat_strength",
+        "tie_breaking",
+        "direct_majority",
+        "indirect_majority",
+        "no_reverse_beat_path",
+        "no_multistage_majority",
+    }
+)
+
+
+def _fail(where: str, message: str) -> TallyInputError:
+    return TallyInputError(f"{where}: {message}")
+
+
+def _check_id(value: Any, where: str) -> str:
+    if type(value) is not str:
+        raise _fail(where, f"must be a string, not {type(value).__name__}")
+    if not 0 < len(value) <= MAX_ID_LENGTH or not value.isascii() or not value.isprintable():
+        raise _fail(
+            where, f"id {value[:40]!r} must be 1..{MAX_ID_LENGTH} printable ASCII characters"
+        )
+    return value
+
+
+def _check_int(value: Any, where: str, low: int, high: int) -> int:
+    if type(value) is not int:  # bool is a subclass of int and is refused here
+        raise _fail(where, f"must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise _fail(where, f"{value} is out of range {low}..{high}")
+    return value
+
+
+def _check_bool(value: Any, where: str) -> bool:
+    if type(value) is not bool:
+        raise _fail(where, f"must be true or false, not {type(value).__name__}")
+    return value
+
+
+def _check_choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if type(value) is not str or value not in choices:
+        raise _fail(where, f"unknown value {value!r} (expected one of {', '.join(choices)})")
+    return value
+
+
+def _check_keys(obj: Any, where: str, allowed: frozenset[str], required: frozenset[str]) -> None:
+    if type(obj) is not dict:
+        raise _fail(where, f"must be an object, not {type(obj).__name__}")
+    extra = obj.keys() - allowed
+    if extra:
+        raise _fail(where, f"unknown key {sorted(map(str, extra))[0]!r}")
+    missing = required - obj.keys()
+    if missing:
+        raise _fail(where, f"missing key {sorted(missing)[0]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Majority:
+    """A majority requirement, LiquidFeedback's ``*_majority_*`` policy columns.
+
+    Met when ``for·den > num·(for + against)`` (``≥`` when not ``strict``), ``for ≥ positive`` and
+    ``voter_count − against ≥ non_negative``.
+    """
+
+    num: int = 1
+    den: int = 2
+    strict: bool = True
+    positive: int = 0
+    non_negative: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "majority") -> Majority:
+        """Parse a majority object; missing keys take the defaults. Raise TallyInputError."""
+        _check_keys(d, where, _MAJORITY_KEYS, frozenset())
+        return cls(
+            num=_check_int(d.get("num", 1), f"{where}.num", 0, MAX_TOTAL_WEIGHT),
+            den=_check_int(d.get("den", 2), f"{where}.den", 1, MAX_TOTAL_WEIGHT),
+            strict=_check_bool(d.get("strict", True), f"{where}.strict"),
+            positive=_check_int(d.get("positive", 0), f"{where}.positive", 0, MAX_TOTAL_WEIGHT),
+            non_negative=_check_int(
+                d.get("non_negative", 0), f"{where}.non_negative", 0, MAX_TOTAL_WEIGHT
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form, every key present."""
+        return {
+            "num": self.num,
+            "den": self.den,
+            "strict": self.strict,
+            "positive": self.positive,
+            "non_negative": self.non_negative,
+        }
+
+    def met(self, votes_for: int, votes_against: int, voter_count: int) -> bool:
+        """Return whether ``votes_for`` against ``votes_against`` meets this requirement."""
+        lhs = votes_for * self.den
+        rhs = self.num * (votes_for + votes_against)
+        ratio = lhs > rhs if self.strict else lhs >= rhs
+        return (
+            ratio
+            and votes_for >= self.positive
+            and voter_count - votes_against >= self.non_negative
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How an issue is counted. The defaults are LiquidFeedback's recommended settings."""
+
+    delegation_rule: str = "bfd"
+    defeat_strength: str = "tuple"
+    tie_breaking: str = "variant1"
+    direct_majority: Majority = field(default_factory=Majority)
+    indirect_majority: Majority = field(default_factory=Majority)
+    no_reverse_beat_path: bool = False
+    no_multistage_majority: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "policy") -> Policy:
+        """Parse a policy object; missing keys take the defaults. Raise TallyInputError."""
+        _check_keys(d, where, _POLICY_KEYS, frozenset())
+        policy = cls(
+            delegation_rule=_check_choice(
+                d.get("delegation_rule", "bfd"), f"{where}.delegation_rule", DELEGATION_RULES
+            ),
+            defeat_strength=_check_choice(
+                d.get("defeat_strength", "tuple"), f"{where}.defeat_strength", DEFEAT_STRENGTHS
+            ),
+            tie_breaking=_check_choice(
+                d.get("tie_breaking", "variant1"), f"{where}.tie_breaking", TIE_BREAKINGS
+            ),
+            direct_majority=Majority.from_dict(
+                d.get("direct_majority", {}), f"{where}.direct_majority"
+            ),
+            indirect_majority=Majority.from_dict(
+                d.get("indirect_majority", {}), f"{where}.indirect_majority"
+            ),
+            no_reverse_beat_path=_check_bool(
+                d.get("no_reverse_beat_path", False), f"{where}.no_reverse_beat_path"
+            ),
+            no_multistage_majority=_check_bool(
+                d.get("no_multistage_majority", False), f"{where}.no_multistage_majority"
+            ),
+        )
+        if policy.no_reverse_beat_path and policy.defeat_strength != "tuple":
+            # LiquidFeedback's CHECK no_reverse_beat_path_requires_tuple_defeat_strength: with
+            # "simple" strengths a reverse beat path is undefined (NULL).
+            raise _fail(f"{where}.no_reverse_beat_path", 'requires defeat_strength "tuple"')
+        return policy
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form, every key present."""
+        return {
+            "delegation_rule": self.delegation_rule,
+            "defeat_strength": self.defeat_strength,
+            "tie_breaking": self.tie_breaking,
+            "direct_majority": self.direct_majority.to_dict(),
+            "indirect_majority": self.indirect_majority.to_dict(),
+            "no_reverse_beat_path": self.no_reverse_beat_path,
+            "no_multistage_majority": self.no_multistage_majority,
+        }
+
+
+class Delegation(NamedTuple):
+    """One delegation row: ``truster`` trusts ``trustees`` (ranked; empty blocks) at ``scope``."""
+
+    truster: str
+    scope: str
+    trustees: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"truster": self.truster, "scope": self.scope, "trustees": list(self.trustees)}
+
+
+def _parse_rows(rows: Any, voters: Mapping[str, int]) -> tuple[Delegation, ...]:
+    if type(rows) is not list:
+        raise _fail("delegations", f"must be an array, not {type(rows).__name__}")
+    seen: set[tuple[str, str]] = set()
+    out: list[Delegation] = []
+    append = out.append
+    scope_set = _SCOPE_SET
+    for n, row in enumerate(rows):
+        where = f"delegations[{n}]"
+        if type(row) is not dict or row.keys() != _ROW_KEYS:
+            _check_keys(row, where, _ROW_KEYS, _ROW_KEYS)
+        truster = row["truster"]
+        if truster not in voters:
+            _check_id(truster, f"{where}.truster")
+            raise _fail(f"{where}.truster", f"{truster!r} is not in voters")
+        scope = row["scope"]
+        if type(scope) is not str or scope not in scope_set:
+            _check_choice(scope, f"{where}.scope", SCOPES)
+        key = (truster, scope)
+        if key in seen:
+            raise _fail(where, f"second {scope} row for truster {truster!r}")
+        seen.add(key)
+        trustees = row["trustees"]
+        if type(trustees) is not list:
+            raise _fail(f"{where}.trustees", f"must be an array, not {type(trustees).__name__}")
+        if len(trustees) > MAX_TRUSTEES:
+            raise _fail(f"{where}.trustees", f"{len(trustees)} trustees (at most {MAX_TRUSTEES})")
+        for k, trustee in enumerate(trustees):
+            if trustee not in voters:  # unknown trustees are skipped, but must still be ids
+                _check_id(trustee, f"{where}.trustees[{k}]")
+        if truster in trustees:
+            raise _fail(f"{where}.trustees", f"self-delegation by {truster!r}")
+        if len(set(trustees)) != len(trustees):
+            raise _fail(f"{where}.trustees", "a trustee is listed twice")
+        append(Delegation(truster, scope, tuple(trustees)))
+    return tuple(out)
+
+
+def _parse_ballots(
+    ballots: Any, voters: Mapping[str, int], options: tuple[str, ...]
+) -> dict[str, dict[str, int]]:
+    if type(ballots) is not dict:
+        raise _fail("ballots", f"must be an object, not {type(ballots).__name__}")
+    option_set = frozenset(options)
+    out: dict[str, dict[str, int]] = {}
+    for voter, grades in ballots.items():
+        if voter not in voters:
+            _check_id(voter, "ballots")
+            raise _fail(f"ballots.{voter}", "ballot by a voter who is not in voters")
+        if type(grades) is not dict:
+            raise _fail(f"ballots.{voter}", f"must be an object, not {type(grades).__name__}")
+        for option, grade in grades.items():
+            if option not in option_set:
+                raise _fail(f"ballots.{voter}", f"unknown option {str(option)[:40]!r}")
+            if type(grade) is not int or not -MAX_GRADE <= grade <= MAX_GRADE:
+                _check_int(grade, f"ballots.{voter}.{option}", -MAX_GRADE, MAX_GRADE)
+        out[voter] = dict(grades)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TallyInput:
+    """Everything a tally is a function of (docs/TALLY.md, "TallyInput").
+
+    ``voters`` maps each member of the electorate to a weight; ``options`` are in their fixed
+    order (the status quo is implicit); ``delegations`` are the rows of the assembly scope, the
+    issue's area and the issue itself; ``ballots`` map a voter to grades (a missing grade is 0).
+    """
+
+    voters: Mapping[str, int]
+    options: tuple[str, ...]
+    delegations: tuple[Delegation, ...] = ()
+    ballots: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+    version: int = TALLY_VERSION
+
+    @classmethod
+    def from_dict(cls, d: Any) -> TallyInput:
+        """Validate a TallyInput JSON document and return it.
+
+        Raises :class:`~protocol.errors.TallyInputError` naming the item for: wrong types,
+        unknown keys, an unknown option in a ballot, a non-integer grade, a ballot or a truster
+        not in ``voters``, two rows for one truster and scope, self-delegation, a trustee listed
+        twice, a negative weight, an unknown policy value, duplicate options, and any size beyond
+        the protocol constants (:data:`MAX_TRUSTEES`, :data:`MAX_OPTIONS`, ...). A trustee that
+        is not in ``voters`` is not an error: the engine skips it.
+        """
+        _check_keys(d, "input", _TOP_KEYS, frozenset({"version", "voters", "options"}))
+        version = d["version"]
+        if type(version) is not int or version != TALLY_VERSION:
+            raise _fail("version", f"unsupported version {version!r} (expected {TALLY_VERSION})")
+        voters = d["voters"]
+        if type(voters) is not dict:
+            raise _fail("voters", f"must be an object, not {type(voters).__name__}")
+        if len(voters) > MAX_VOTERS:
+            raise _fail("voters", f"{len(voters)} voters (at most {MAX_VOTERS})")
+        total = 0
+        for voter, weight in voters.items():
+            if (
+                type(voter) is not str
+                or not 0 < len(voter) <= MAX_ID_LENGTH
+                or not voter.isascii()
+                or not voter.isprintable()
+            ):
+                _check_id(voter, "voters")
+            if type(weight) is not int or weight < 0:
+                if type(weight) is int:
+                    raise _fail(f"voters.{voter}", f"negative weight {weight}")
+                _check_int(weight, f"voters.{voter}", 0, MAX_TOTAL_WEIGHT)
+            total += weight
+        if total > MAX_TOTAL_WEIGHT:
+            raise _fail("voters", f"total weight {total} exceeds {MAX_TOTAL_WEIGHT}")
+        options = d["options"]
+        if type(options) is not list:
+            raise _fail("options", f"must be an array, not {type(options).__name__}")
+        if not 1 <= len(options) <= MAX_OPTIONS:
+            raise _fail("options", f"{len(options)} options (expected 1..{MAX_OPTIONS})")
+        for n, option in enumerate(options):
+            _check_id(option, f"options[{n}]")
+        if len(set(options)) != len(options):
+            dup = next(o for n, o in enumerate(options) if o in options[:n])
+            raise _fail("options", f"duplicate option {dup!r}")
+        opts = tuple(options)
+        return cls(
+            voters=dict(voters),
+            options=opts,
+            delegations=_parse_rows(d.get("delegations", []), voters),
+            ballots=_parse_ballots(d.get("ballots", {}), voters, opts),
+            policy=Policy.from_dict(d.get("policy", {})),
+            version=version,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form, with every policy key spelled out."""
+        return {
+            "version": self.version,
+            "voters": dict(self.voters),
+            "options": list(self.options),
+            "delegations": [row.to_dict() for row in self.delegations],
+            "ballots": {v: dict(g) for v, g in self.ballots.items()},
+            "policy": self.policy.to_dict(),
+        }
