@@ -47,6 +47,7 @@ __all__ = [
     "CITY_TYPES",
     "DEFAULT_POLICY",
     "EVENT_TYPES",
+    "MAX_COUNT",
     "MAX_EVENT_BYTES",
     "MAX_GRADE",
     "MAX_MEMBERS",
@@ -87,15 +88,18 @@ MAX_EVENT_BYTES: Final = 65536
 """Largest canonical signed event, in bytes (a join carrying a 64-member definition fits)."""
 MAX_TRUSTEES: Final = 8
 """Longest ranked trustee list in a delegation; the tally engine uses the same bound."""
-MAX_OPTIONS: Final = 64
+MAX_OPTIONS: Final = 32
+"""Most options of one issue (the status quo comes on top); the tally engine uses the same."""
 MAX_MEMBERS: Final = 64
 MAX_WITNESSES: Final = 64
 MAX_NAME: Final = 200
 """Longest name or title, in code points."""
 MAX_REF: Final = 128
 """Longest registrar reference, in ASCII characters."""
-MAX_GRADE: Final = 1_000_000
-"""Grades lie within ±MAX_GRADE."""
+MAX_GRADE: Final = 2**31 - 1
+"""Grades lie within ±MAX_GRADE (LiquidFeedback's INT4), as in the tally engine."""
+MAX_COUNT: Final = 2**31 - 1
+"""Bound of the integer fields of a majority requirement (the tally's total-weight bound)."""
 
 SCOPES: Final = ("assembly", "area", "issue")
 
@@ -399,7 +403,7 @@ class Majority:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Majority:
         d = _obj(d, where, cls.KEYS)
-        den = _int(d["den"], f"{where}.den", 1)
+        den = _int(d["den"], f"{where}.den", 1, MAX_COUNT)
         num = _int(d["num"], f"{where}.num", 0, den)
         if type(d["strict"]) is not bool:
             raise _fail(f"{where}.strict", "must be true or false")
@@ -407,8 +411,8 @@ class Majority:
             num,
             den,
             d["strict"],
-            _int(d["positive"], f"{where}.positive"),
-            _int(d["non_negative"], f"{where}.non_negative"),
+            _int(d["positive"], f"{where}.positive", 0, MAX_COUNT),
+            _int(d["non_negative"], f"{where}.non_negative", 0, MAX_COUNT),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -456,6 +460,9 @@ class Policy:
         for name in ("no_reverse_beat_path", "no_multistage_majority"):
             if type(d[name]) is not bool:
                 raise _fail(f"{where}.{name}", "must be true or false")
+        if d["no_reverse_beat_path"] and d["defeat_strength"] != "tuple":
+            # As in LiquidFeedback: a reverse beat path is undefined for "simple" strengths.
+            raise _fail(f"{where}.no_reverse_beat_path", 'requires defeat_strength "tuple"')
         return cls(
             d["delegation_rule"],
             d["defeat_strength"],

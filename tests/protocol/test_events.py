@@ -198,7 +198,7 @@ REJECTIONS: list[tuple[str, str, Any, str, str]] = [
     ("ballot", "body.grades", {"a": MAX_GRADE + 1}, "event.body.grades.a", "invalid"),
     ("ballot", "body.grades", {"a": True}, "event.body.grades.a", "invalid"),
     ("ballot", "body.grades", {"a b": 1}, "not an option id", "invalid"),
-    ("ballot", "body.grades", {f"o{i}": 1 for i in range(65)}, "at most 64", "invalid"),
+    ("ballot", "body.grades", {f"o{i}": 1 for i in range(33)}, "at most 32", "invalid"),
     ("enrol", "body.ref", "has space", "event.body.ref", "invalid"),
     ("enrol", "body.ref", "r" * 129, "event.body.ref", "invalid"),
     ("enrol", "body.key", pk("a")[:-1] + "q", "event.body.key", "invalid"),
@@ -253,6 +253,13 @@ REJECTIONS: list[tuple[str, str, Any, str, str]] = [
         "invalid",
     ),
     ("issue", "body.policy.extra", 1, "unknown field", "invalid"),
+    (
+        "issue",
+        "body.policy.direct_majority.positive",
+        2**31,
+        "event.body.policy.direct_majority.positive",
+        "invalid",
+    ),
     ("attest", "body.digest", "00", "event.body.digest", "invalid"),
     ("seal", "body.issue", None, "event.body.issue", "invalid"),
     ("revoke", "body.target", "", "event.body.target", "invalid"),
@@ -326,6 +333,13 @@ def test_decode_size_bound() -> None:
     assert exc.value.code == "too_large"
     ev = Author(key("alice")).sign("withdraw", {"issue": H1})
     assert Event.decode(bytearray(ev.encode())) == ev  # any bytes-like value
+
+
+def test_reverse_beat_path_needs_tuple_strength() -> None:
+    d = {**Policy().to_dict(), "no_reverse_beat_path": True}
+    assert Policy.from_dict(d).no_reverse_beat_path
+    with pytest.raises(ValidationError, match="requires defeat_strength"):
+        Policy.from_dict({**d, "defeat_strength": "simple"})
 
 
 def test_policy_defaults_match_tally_defaults() -> None:
@@ -415,6 +429,34 @@ def test_parse_key_rejects_what_crypto_rejects(raw: bytes, pos: int, char: str) 
             parse_key(mutated, "k")
     else:
         assert parse_key(mutated, "k") == expected
+
+
+def test_parse_key_rejects_nonzero_padding_with_valid_checksum() -> None:
+    from crypto import _bech32
+
+    data = [0] * 51 + [1]  # 260 bits: the last 4 must be zero padding, here they are not
+    hrp = "lqpk"
+    polymod = _bech32._polymod([*_bech32._hrp_expand(hrp), *data, 0, 0, 0, 0, 0, 0]) ^ 0x2BC830A3
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    text = hrp + "1" + "".join(_bech32.CHARSET[d] for d in data + checksum)
+    with pytest.raises(ValidationError, match="padding"):
+        parse_key(text, "k")
+
+
+def test_text_rules_on_bodies_directly() -> None:
+    from protocol.events import AreaBody
+
+    with pytest.raises(ValidationError, match="NFC"):
+        AreaBody.from_dict({"assembly": H1, "name": "e\u0301"})
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        AreaBody.from_dict({"assembly": H1, "name": "\ud800"})
+    assert AreaBody.from_dict({"assembly": H1, "name": "Écoles"}).name == "Écoles"
+
+
+def test_carried_event_must_have_the_right_type() -> None:
+    area = Author(key("city-b")).sign("area", {"assembly": H1, "name": "Culture"})
+    with pytest.raises(ValidationError, match=r"event\.body\.assembly\.type: must be 'assembly'"):
+        Author(key("city-a")).sign("assembly.join", {"assembly": area.to_dict()})
 
 
 def test_parse_key_rejects_other_forms() -> None:
