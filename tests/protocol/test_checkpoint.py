@@ -15,6 +15,11 @@ Sources of the published values:
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -770,3 +775,135 @@ def test_split_view_from_dict_is_strict() -> None:
     for d, needle in cases:
         with pytest.raises(ValidationError, match=needle):
             SplitViewProof.from_dict(d)
+
+
+# --- test vectors (tests/vectors/checkpoint.json, copied into docs/PROTOCOL.md) -----------------
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "checkpoint.json"
+RFC_LEAVES = [
+    bytes.fromhex(x)
+    for x in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
+VECTOR_TIME = 1_700_000_000
+
+
+def build_vectors() -> dict[str, Any]:
+    """The checkpoint vectors, rebuilt (Ed25519 signing is deterministic)."""
+    tree = MemoryTree(leaf_hash(d) for d in RFC_LEAVES)
+    cp = checkpoint_of(tree)
+    sc = sign_checkpoint(cp, CITY)
+    line = cosign(cp, WITNESS_NAME, WITNESS, VECTOR_TIME)
+    cosigned = sc.with_signature(line)
+    event_id = hashlib.sha256(b"example event").hexdigest()
+    receipt = Receipt.create(CITY, ORIGIN, event_id, 7, time=VECTOR_TIME, size=8)
+    fork = MemoryTree(leaf_hash(d) for d in [*RFC_LEAVES[:5], b"forked"])
+    fork_sc = sign_checkpoint(checkpoint_of(fork), CITY)
+    roots = SplitViewProof.of_roots(
+        sc,
+        sign_checkpoint(
+            checkpoint_of(MemoryTree(leaf_hash(d) for d in [*RFC_LEAVES[:7], b"forked"])), CITY
+        ),
+    )
+    incl = SplitViewProof.of_inclusions(
+        5,
+        (sc, tree.leaf(5), tree.inclusion_proof(5)),
+        (fork_sc, fork.leaf(5), fork.inclusion_proof(5)),
+    )
+    return {
+        "description": "Liquide v1 checkpoints (C2SP tlog-checkpoint signed notes, Ed25519 "
+        "type 0x01, key name = origin), a C2SP cosignature/v1 (type 0x04), a receipt (Liquide "
+        "context 'receipt' over the canonical unsigned form) and split-view proofs. The tree is "
+        "the 8-leaf tree of merkle.json. City key from seed 00..1f, witness key from 20..3f.",
+        "city": {
+            "seed_hex": CITY.seed.hex(),
+            "public_key": CITY.public_key.to_text(),
+            "origin": ORIGIN,
+            "vkey": CITY.public_key.to_vkey(ORIGIN),
+            "key_id_hex": CITY.public_key.note_key_id(ORIGIN).hex(),
+        },
+        "witness": {
+            "seed_hex": WITNESS.seed.hex(),
+            "public_key": WITNESS.public_key.to_text(),
+            "name": WITNESS_NAME,
+            "vkey": cosigner_vkey(WITNESS_NAME, WITNESS.public_key),
+            "key_id_hex": cosigner_key_id(WITNESS_NAME, WITNESS.public_key).hex(),
+        },
+        "checkpoint": {
+            "size": cp.size,
+            "root_hex": cp.root.hex(),
+            "body": cp.body().decode(),
+            "signature_hex": sc.signatures[0].signature.hex(),
+            "signed_note": sc.to_text(),
+        },
+        "cosignature": {
+            "time": VECTOR_TIME,
+            "signed_message": cosignature_message(cp, VECTOR_TIME).decode(),
+            "signature_hex": Cosignature.from_line(line).signature.hex(),
+            "line": line,
+            "cosigned_note": cosigned.to_text(),
+        },
+        "receipt": {
+            "unsigned": receipt.unsigned_bytes().decode(),
+            "signed_message_hex": (b"liquide/v1/receipt\n" + receipt.unsigned_bytes()).hex(),
+            "dict": receipt.to_dict(),
+        },
+        "split_view_roots": roots.to_dict(),
+        "split_view_inclusion": incl.to_dict(),
+    }
+
+
+def test_vectors_file_matches() -> None:
+    if os.environ.get("LIQUIDE_WRITE_VECTORS"):
+        VECTORS.write_text(json.dumps(build_vectors(), indent=2, ensure_ascii=False) + "\n")
+    assert json.loads(VECTORS.read_text()) == build_vectors()
+
+
+def test_vectors_check_independently() -> None:
+    v = json.loads(VECTORS.read_text())
+    city = SecretKey(bytes.fromhex(v["city"]["seed_hex"])).public_key
+    assert city.to_text() == v["city"]["public_key"]
+    assert PublicKey.from_vkey(v["city"]["vkey"]) == (v["city"]["origin"], city)
+    witness = SecretKey(bytes.fromhex(v["witness"]["seed_hex"])).public_key
+    assert parse_cosigner_vkey(v["witness"]["vkey"]) == (v["witness"]["name"], witness)
+    c = v["checkpoint"]
+    # The tree is merkle.json's: its root at size 8 is the published RFC 6962 one.
+    assert c["root_hex"] == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+    root_b64 = base64.b64encode(bytes.fromhex(c["root_hex"])).decode()
+    assert c["body"] == f"{v['city']['origin']}\n{c['size']}\n{root_b64}\n"
+    blob = bytes.fromhex(v["city"]["key_id_hex"]) + bytes.fromhex(c["signature_hex"])
+    assert (
+        c["signed_note"]
+        == f"{c['body']}\n— {v['city']['origin']} {base64.b64encode(blob).decode()}\n"
+    )
+    city.verify_raw(c["body"].encode(), bytes.fromhex(c["signature_hex"]))
+    s = v["cosignature"]
+    assert s["signed_message"] == f"cosignature/v1\ntime {s['time']}\n{c['body']}"
+    witness.verify_raw(s["signed_message"].encode(), bytes.fromhex(s["signature_hex"]))
+    cblob = (
+        bytes.fromhex(v["witness"]["key_id_hex"])
+        + s["time"].to_bytes(8, "big")
+        + bytes.fromhex(s["signature_hex"])
+    )
+    assert s["line"] == f"— {v['witness']['name']} {base64.b64encode(cblob).decode()}\n"
+    assert s["cosigned_note"] == c["signed_note"] + s["line"]
+    sc = SignedCheckpoint.parse(s["cosigned_note"])
+    assert sc.verify(v["city"]["origin"], city).size == c["size"]
+    assert sc.verify_cosignature(v["witness"]["name"], witness).time == s["time"]
+    r = v["receipt"]
+    unsigned = {k: x for k, x in r["dict"].items() if k != "sig"}
+    assert r["unsigned"] == json.dumps(unsigned, sort_keys=True, separators=(",", ":"))
+    message = bytes.fromhex(r["signed_message_hex"])
+    assert message == b"liquide/v1/receipt\n" + r["unsigned"].encode()
+    city.verify_raw(message, base64.b64decode(r["dict"]["sig"]))
+    Receipt.from_dict(r["dict"]).verify(city)
+    for name in ("split_view_roots", "split_view_inclusion"):
+        SplitViewProof.from_dict(v[name]).verify(city)

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -695,3 +699,90 @@ def test_consistency_names_the_root_that_does_not_match() -> None:
         verify_consistency(5, 9, tree.root(4), tree.root(9), proof)
     with pytest.raises(ProofError, match="new root"):
         verify_consistency(5, 9, tree.root(5), tree.root(10), proof)
+
+
+# --- test vectors (tests/vectors/merkle.json, copied into docs/PROTOCOL.md) ---------------------
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "merkle.json"
+
+
+def build_vectors() -> dict[str, Any]:
+    """The Merkle vectors, rebuilt: the RFC 6962 8-leaf tree with every root and proof."""
+    tree = rfc_tree()
+    hx = bytes.hex
+    cr = CompactRange()
+    ranges = []
+    for n in range(len(RFC_LEAVES) + 1):
+        ranges.append({"size": n, "peaks_hex": [hx(p) for p in cr.peaks]})
+        if n < len(RFC_LEAVES):
+            cr.append(tree.leaf(n))
+    n_max = len(RFC_LEAVES)
+    return {
+        "description": "RFC 9162 Merkle tree (leaf = SHA-256(0x00 || data), node = "
+        "SHA-256(0x01 || left || right), empty root = SHA-256('')) over the 8 leaves of the "
+        "RFC 6962 reference tests. Proof hashes are listed bottom-up, as in RFC 9162. "
+        "roots_hex[n] is the root of the first n leaves.",
+        "leaves_hex": [hx(d) for d in RFC_LEAVES],
+        "leaf_hashes_hex": [hx(tree.leaf(i)) for i in range(n_max)],
+        "roots_hex": [hx(tree.root(n)) for n in range(n_max + 1)],
+        "inclusion": [
+            {"index": i, "size": n, "proof_hex": [hx(p) for p in tree.inclusion_proof(i, n)]}
+            for n in range(1, n_max + 1)
+            for i in range(n)
+        ],
+        "consistency": [
+            {
+                "old_size": m,
+                "new_size": n,
+                "proof_hex": [hx(p) for p in tree.consistency_proof(m, n)],
+            }
+            for n in range(2, n_max + 1)
+            for m in range(1, n)
+        ],
+        "compact_ranges": ranges,
+    }
+
+
+def test_vectors_file_matches() -> None:
+    if os.environ.get("LIQUIDE_WRITE_VECTORS"):
+        VECTORS.write_text(json.dumps(build_vectors(), indent=2) + "\n")
+    assert json.loads(VECTORS.read_text()) == build_vectors()
+
+
+def test_vectors_check_independently() -> None:
+    v = json.loads(VECTORS.read_text())
+    leaves = [h(x) for x in v["leaves_hex"]]
+    assert leaves == RFC_LEAVES
+    assert [h(x) for x in v["leaf_hashes_hex"]] == [
+        hashlib.sha256(b"\x00" + d).digest() for d in leaves
+    ]
+    roots = [h(x) for x in v["roots_hex"]]
+    assert roots == [EMPTY_ROOT, *RFC_ROOTS]  # the published roots
+    assert [mth(leaves[:n]) for n in range(len(leaves) + 1)] == roots
+    for e in v["inclusion"]:
+        proof = [h(x) for x in e["proof_hex"]]
+        assert proof == path(e["index"], leaves[: e["size"]])
+        verify_inclusion(
+            hashlib.sha256(b"\x00" + leaves[e["index"]]).digest(),
+            e["index"],
+            e["size"],
+            proof,
+            roots[e["size"]],
+        )
+    for e in v["consistency"]:
+        proof = [h(x) for x in e["proof_hex"]]
+        assert proof == subproof(e["old_size"], leaves[: e["new_size"]], b=True)
+        verify_consistency(
+            e["old_size"], e["new_size"], roots[e["old_size"]], roots[e["new_size"]], proof
+        )
+    published = {(num - 1, size): p for num, size, p in RFC_INCLUSION}
+    for e in v["inclusion"]:
+        if (e["index"], e["size"]) in published:
+            assert [h(x) for x in e["proof_hex"]] == published[e["index"], e["size"]]
+    published_c = {(a, b): p for a, b, p in RFC_CONSISTENCY}
+    for e in v["consistency"]:
+        if (e["old_size"], e["new_size"]) in published_c:
+            assert [h(x) for x in e["proof_hex"]] == published_c[e["old_size"], e["new_size"]]
+    for e in v["compact_ranges"]:
+        cr = CompactRange(e["size"], [h(x) for x in e["peaks_hex"]])
+        assert cr.root() == roots[e["size"]]
