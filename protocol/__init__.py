@@ -86,6 +86,7 @@ from .merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from .record import BASES, Record, RecordPart, record_id
 from .state import (
     REASONS,
     Attestation,
@@ -100,6 +101,7 @@ from .state import (
 )
 
 __all__ = [
+    "BASES",
     "CITIZEN_TYPES",
     "CITY_TYPES",
     "COSIGNATURE_ALG",
@@ -154,6 +156,8 @@ __all__ = [
     "ProofError",
     "ProtocolError",
     "Receipt",
+    "Record",
+    "RecordPart",
     "Replay",
     "RevokeBody",
     "RollEntry",
@@ -181,6 +185,7 @@ __all__ = [
     "node_hash",
     "parse_cosigner_vkey",
     "parse_key",
+    "record_id",
     "replay",
     "root_at",
     "root_from_inclusion",
