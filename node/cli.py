@@ -49,5 +49,11 @@ def _register() -> None:
 
     main.add_command(wallet)
 
+    from node._cli_admin import admin_group
+    from node._cli_node import node_group
+
+    main.add_command(node_group)
+    main.add_command(admin_group)
+
 
 _register()

@@ -1,0 +1,681 @@
+"""The single-writer append pipeline of the city's own log.
+
+Every write to the own log goes through here, in one thread, one group at a time:
+
+1. **Prepare** each submission: decode the canonical bytes (``Event.decode``) and verify the
+   signature (in bulk, on a process pool, for large batches), or build and sign a city-authored
+   event (admin commands, seals) with the next ``seq`` of the city's chain.
+2. **Decide**: a repeated event gets its original receipt (idempotent); otherwise ingest policy
+   (the author is this city or a citizen it enrolled; the claimed time is within the clock-skew
+   bound; a ballot is inside its voting window) and the protocol's checks (the author's chain,
+   then :meth:`protocol.state.State.check`) must pass. A refusal raises a
+   :class:`~node.errors.RejectedError` or a protocol error, and nothing is stored.
+3. **Append** everything accepted in the group in *one* transaction: leaves, Merkle nodes and
+   peaks, chain heads and governance indexes. ``synchronous=FULL`` makes it durable at commit.
+4. **Receipts** are signed only after the commit returned, so a receipt never promises an entry
+   that a crash could lose. A receipt is a deterministic signature over stored facts, so a
+   repeated event gets byte-identical receipts without storing them.
+
+:class:`Writer` is the synchronous core (used directly by offline admin commands);
+:class:`Ingest` runs it on a dedicated thread with group commit for the HTTP server: while one
+group commits, the next one gathers, so many concurrent clients share each fsync.
+
+Checkpoints are signed by :meth:`Writer.sign_checkpoint` only over committed entries, and only
+after checking (with a consistency proof from the stored tree) that they extend the last signed
+checkpoint; at start :meth:`Writer.open` recomputes the tree from the leaf bytes and refuses to
+run if it disagrees with any checkpoint signed before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
+import logging
+import multiprocessing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from crypto import BadSignatureError, LiquideError, SecretKey
+from protocol.chain import check_next
+from protocol.errors import ChainError, ProofError
+from protocol.events import CITIZEN_TYPES, Event
+from protocol.merkle import verify_consistency
+
+from . import _compat
+from .config import NodeConfig
+from .errors import (
+    ClockSkewError,
+    IntegrityError,
+    OutsideWindowError,
+    SeqUsedError,
+    StoreError,
+    UnavailableError,
+    UnknownAuthorError,
+)
+from .store import CheckpointRow, LeafRow, Store
+
+__all__ = [
+    "Accepted",
+    "AppendHook",
+    "Ingest",
+    "Submission",
+    "VerifyPool",
+    "Writer",
+]
+
+log = logging.getLogger("liquide.node.ingest")
+T = TypeVar("T")
+
+AppendHook = Callable[[Store, Sequence[tuple[int, Event]]], None]
+"""Called inside the append transaction with ``(index, event)`` of every accepted event."""
+
+_SNAPSHOT_EVERY = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An event in the own log: its id, leaf index, the signed receipt, and whether it was new."""
+
+    event_id: str
+    index: int
+    receipt: dict[str, Any]
+    new: bool = True
+
+
+@dataclass(slots=True)
+class Submission:
+    """One thing to append: client bytes, a decoded event, or a city event to build."""
+
+    leaf: bytes | None = None
+    event: Event | None = None
+    verified: bool = False
+    own: tuple[str, dict[str, Any]] | None = None
+    error: LiquideError | None = None
+
+
+# Signature verification on a process pool ---------------------------------------------------
+
+
+def _verify_chunk(items: list[tuple[bytes, str, bytes, bytes]]) -> list[bool]:
+    """Worker: verify ``(author_raw, type, unsigned, sig)`` tuples; True where valid."""
+    from crypto import verify
+
+    out = []
+    for pk, ctx, msg, sig in items:
+        try:
+            verify(pk, ctx, msg, sig)
+            out.append(True)
+        except BadSignatureError:
+            out.append(False)
+    return out
+
+
+class VerifyPool:
+    """A lazily started process pool that verifies event signatures on every core."""
+
+    def __init__(self, workers: int, chunk: int = 256) -> None:
+        self.workers = workers
+        self.chunk = chunk
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def verify(self, events: Sequence[Event]) -> list[bool]:
+        """Return, for each event, whether its signature verifies (order kept)."""
+        if self._pool is None:
+            ctx = multiprocessing.get_context("forkserver")
+            self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=ctx)
+        items = [(e.author_raw, e.type, e.unsigned_bytes(), e.sig) for e in events]
+        step = max(self.chunk, len(items) // (self.workers * 4) + 1)
+        futures = [
+            self._pool.submit(_verify_chunk, items[i : i + step])
+            for i in range(0, len(items), step)
+        ]
+        out: list[bool] = []
+        for f in futures:
+            out.extend(f.result())
+        return out
+
+    def close(self) -> None:
+        """Stop the workers."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+# The synchronous core -----------------------------------------------------------------------
+
+
+class Writer:
+    """The only writer of the own log: decides, appends, indexes, signs. Not thread-safe.
+
+    It keeps the log's replay :class:`protocol.state.State` in memory (chain heads, enrolments,
+    issues and seals come from there), advanced as events are accepted, and reloaded from the
+    database if a transaction ever fails.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        key: SecretKey,
+        config: NodeConfig,
+        clock: Callable[[], float],
+        *,
+        pool: VerifyPool | None = None,
+    ) -> None:
+        if not store.writer:
+            raise StoreError("the writer needs the writer store")
+        self.store = store
+        self.key = key
+        self.config = config
+        self.clock = clock
+        self.pool = pool
+        self.origin = config.origin
+        self.city = key.public_key.to_text()
+        self.receipts = _compat.ReceiptSigner(key, self.origin)
+        self.hooks: list[AppendHook] = []
+        self._since_snapshot = 0
+        self._seal_failed: set[str] = set()
+        self.open()
+
+    # Initialisation and loading ---------------------------------------------------------------
+
+    @staticmethod
+    def initialise(store: Store, origin: str, key: SecretKey, now: int = 0) -> None:
+        """Record the own origin and key in a new store and sign the empty checkpoint."""
+        vkey = key.public_key.to_vkey(origin)
+        with store.atomic():
+            existing = store.get_meta("origin")
+            if existing is not None and existing != origin:
+                raise StoreError(f"{store.path} already holds the log of {existing}")
+            store.set_meta("origin", origin)
+            store.set_meta("key", key.public_key.to_text())
+            info = store.ensure_log(origin, own=True, vkey=vkey)
+            if store.latest_checkpoint(origin) is None:
+                note = _compat.sign_checkpoint(key, origin, 0, info.root())
+                store.add_checkpoint(origin, 0, info.root(), note, now)
+
+    def open(self) -> None:
+        """Check the stored log against its signed checkpoints and load the replay state.
+
+        Raises :class:`IntegrityError` if the leaves do not recompute to the stored tree or do
+        not extend every checkpoint signed before: the node then refuses to sign anything.
+        """
+        store = self.store
+        own = store.own_origin()
+        if own != self.origin:
+            raise StoreError(f"the data directory holds the log of {own}, not {self.origin}")
+        if store.get_meta("key") != self.city:
+            raise IntegrityError("node.key is not the key this log was created with")
+        info = store.verify_log(self.origin)
+        self.size = info.size
+        self.state = _compat.load_state(store, self.origin, self.city)
+        if self.state.size != self.size:
+            raise IntegrityError(
+                f"replay reached {self.state.size} leaves, the log has {self.size}"
+            )
+
+    def reload(self) -> None:
+        """Forget the in-memory state and load it again from the database (after a failure)."""
+        self.open()
+
+    # Deciding ---------------------------------------------------------------------------------
+
+    def process(self, subs: Sequence[Submission]) -> list[Accepted | LiquideError]:
+        """Decide and append ``subs`` in one transaction; return one outcome per submission.
+
+        A refused submission's outcome is its error; nothing of it is stored. Raises
+        :class:`StoreError` if the transaction itself fails (then nothing of the group is
+        stored and the state is reloaded).
+        """
+        now = int(self.clock())
+        self._verify_bulk(subs)
+        results: list[Accepted | LiquideError | int | None] = [None] * len(subs)
+        accepted: list[tuple[int, Event]] = []
+        in_group: dict[str, int] = {}
+        base = self.size
+        for pos, sub in enumerate(subs):
+            try:
+                ev = self._prepare(sub, now)
+                if ev.id in in_group:
+                    results[pos] = in_group[ev.id]
+                    continue
+                found = self.store.locate(self.origin, ev.id)
+                if found is not None:
+                    index, time = found
+                    receipt = self.receipts.sign(ev.id, index, time)
+                    results[pos] = Accepted(ev.id, index, receipt, new=False)
+                    continue
+                self._decide(ev, now)
+            except LiquideError as exc:
+                results[pos] = exc
+                continue
+            index = base + len(accepted)
+            for f in self.state.apply_event(index, ev, verified=True):
+                log.error("accepted leaf %d has a replay finding: %s", index, f.message)
+            in_group[ev.id] = index
+            results[pos] = index
+            accepted.append((index, ev))
+        if accepted:
+            self._commit(accepted, now)
+        # Receipts are signed only now that the group is durable.
+        out: list[Accepted | LiquideError] = []
+        seen: set[int] = set()
+        for r in results:
+            if isinstance(r, int):
+                ev = accepted[r - base][1]
+                out.append(Accepted(ev.id, r, self.receipts.sign(ev.id, r, now), r not in seen))
+                seen.add(r)
+            else:
+                assert r is not None
+                out.append(r)
+        return out
+
+    def _verify_bulk(self, subs: Sequence[Submission]) -> None:
+        """Decode client bytes; verify signatures on the pool when the batch is large."""
+        todo: list[Submission] = []
+        for sub in subs:
+            if sub.leaf is not None and sub.event is None and sub.error is None:
+                try:
+                    sub.event = Event.decode(sub.leaf)
+                except LiquideError as exc:
+                    sub.error = exc
+                    continue
+            if sub.event is not None and not sub.verified and sub.error is None:
+                todo.append(sub)
+        if self.pool is not None and len(todo) >= self.config.pool_threshold:
+            oks = self.pool.verify([s.event for s in todo if s.event is not None])
+            for sub, ok in zip(todo, oks, strict=True):
+                sub.verified = ok
+                if not ok:
+                    sub.error = BadSignatureError("the event's signature does not verify")
+
+    def _prepare(self, sub: Submission, now: int) -> Event:
+        if sub.error is not None:
+            raise sub.error
+        if sub.own is not None:
+            type_, body = sub.own
+            head = self.state.head(self.city)
+            seq, prev = (1, None) if head is None else (head.seq + 1, head.id)
+            return Event.create(self.key, type_, body, seq, prev, now)
+        ev = sub.event
+        assert ev is not None
+        if not sub.verified:
+            ev.verify()
+            sub.verified = True
+        return ev
+
+    def _decide(self, ev: Event, now: int) -> None:
+        """Ingest policy, then the protocol's checks; raise the first refusal."""
+        author = ev.author
+        state = self.state
+        if ev.type in CITIZEN_TYPES:
+            if author not in state.enrolled:
+                raise UnknownAuthorError(
+                    f"{author} is not enrolled at {self.origin}: a citizen's events go to the "
+                    "node of the city that enrolled them"
+                )
+            skew = self.config.clock_skew_s
+            if abs(ev.ts - now) > skew:
+                raise ClockSkewError(
+                    f"the event claims time {ev.ts}, but the node's clock says {now} "
+                    f"(allowed skew: {skew} s)"
+                )
+            if ev.type in ("ballot", "withdraw"):
+                self._check_window(getattr(ev.body, "issue", ""), now)
+        elif author != self.city:
+            raise UnknownAuthorError(
+                f"a {ev.type} event must be signed by this city's key ({self.city}), "
+                f"not by {author}"
+            )
+        head = state.head(author)
+        try:
+            check_next(head, ev)
+        except ChainError as exc:
+            if exc.code in ("seq_reused", "duplicate_event") and head is not None:
+                raise SeqUsedError(
+                    f"seq {ev.seq} of {author} is already used; the chain head is seq "
+                    f"{head.seq}, event {head.id}",
+                    head_seq=head.seq,
+                    head_id=head.id,
+                ) from None
+            raise
+        state.check(ev, verified=True)
+
+    def _check_window(self, issue_id: str, now: int) -> None:
+        issue = self.state.issue(issue_id)
+        if issue is None:
+            return  # the protocol's check names the unknown issue
+        if issue_id in self.state.seals:
+            raise OutsideWindowError(f"issue {issue_id} is sealed at {self.origin}")
+        if now < issue.opens:
+            raise OutsideWindowError(
+                f"issue {issue_id} opens for voting at {issue.opens}; the node's clock says {now}"
+            )
+        if now >= issue.closes:
+            raise OutsideWindowError(
+                f"issue {issue_id} closed for voting at {issue.closes}; the node's clock says {now}"
+            )
+
+    # Appending ----------------------------------------------------------------------------------
+
+    def _commit(self, accepted: list[tuple[int, Event]], now: int) -> None:
+        rows = [LeafRow(ev.id, ev.leaf, ev.author, ev.seq, ev.type, now) for _, ev in accepted]
+        heads = {ev.author: (ev.seq, ev.id) for _, ev in accepted}
+        try:
+            with self.store.atomic():
+                self.store.append_leaves(self.origin, rows)
+                self.store.set_heads(self.origin, [(a, s, i) for a, (s, i) in heads.items()])
+                _index(self.store, accepted)
+                for hook in self.hooks:
+                    hook(self.store, accepted)
+        except BaseException as exc:
+            log.exception("append of %d events failed; reloading the state", len(accepted))
+            self.reload()
+            if isinstance(exc, LiquideError):
+                raise
+            raise StoreError(f"the append failed: {exc}") from exc
+        self.size += len(accepted)
+        self._since_snapshot += len(accepted)
+        if self._since_snapshot >= _SNAPSHOT_EVERY:
+            self.save_snapshot()
+
+    def append_own(self, type_: str, body: dict[str, Any]) -> Accepted:
+        """Build, sign and append one city event; return it accepted or raise its refusal."""
+        out = self.process([Submission(own=(type_, body))])[0]
+        if isinstance(out, LiquideError):
+            raise out
+        return out
+
+    def receipt(self, event_id: str) -> Accepted | None:
+        """The receipt of an event of the own log, or None."""
+        found = self.store.locate(self.origin, event_id)
+        if found is None:
+            return None
+        index, time = found
+        return Accepted(event_id, index, self.receipts.sign(event_id, index, time), new=False)
+
+    # Checkpoints, seals, snapshots --------------------------------------------------------------
+
+    def sign_checkpoint(self) -> CheckpointRow | None:
+        """Sign and store a checkpoint of the committed log if it grew; return it (or None).
+
+        Raises :class:`IntegrityError` (and signs nothing) if the stored tree does not extend
+        the last signed checkpoint.
+        """
+        info = self.store.log(self.origin)
+        assert info is not None
+        last = self.store.latest_checkpoint(self.origin)
+        if last is not None and last.size >= info.size:
+            if last.size > info.size:
+                raise IntegrityError(
+                    f"a checkpoint of size {last.size} was signed but the log has {info.size}"
+                )
+            return None
+        root = info.root()
+        if last is not None:
+            try:
+                proof = self.store.consistency_proof(self.origin, last.size, info.size)
+                verify_consistency(last.size, info.size, last.root, root, proof)
+            except ProofError as exc:
+                raise IntegrityError(
+                    f"refusing to sign: the log does not extend checkpoint {last.size}: {exc}"
+                ) from None
+        note = _compat.sign_checkpoint(self.key, self.origin, info.size, root)
+        now = int(self.clock())
+        with self.store.atomic():
+            self.store.add_checkpoint(self.origin, info.size, root, note, now)
+        return self.store.checkpoint(self.origin, info.size)
+
+    def due_seals(self) -> list[str]:
+        """Issues of the own log whose voting window has closed and that are not sealed yet."""
+        now = int(self.clock())
+        out = []
+        for issue_id in self.state.issues:
+            if issue_id in self.state.seals or issue_id in self._seal_failed:
+                continue
+            issue = self.state.issue(issue_id)
+            if issue is not None and issue.closes <= now:
+                out.append(issue_id)
+        return sorted(out)
+
+    def seal_due(self) -> list[Accepted]:
+        """Append a seal for every issue whose window closed; return the accepted seals."""
+        out = []
+        for issue_id in self.due_seals():
+            try:
+                out.append(self.append_own("seal", {"issue": issue_id}))
+            except LiquideError as exc:
+                log.warning("cannot seal issue %s: %s", issue_id, exc.message)
+                self._seal_failed.add(issue_id)  # do not retry forever
+        return out
+
+    def save_snapshot(self) -> None:
+        """Persist the replay state at the current size, so that a restart replays less."""
+        with self.store.atomic():
+            _compat.save_state(self.store, self.origin, self.state)
+        self._since_snapshot = 0
+
+
+def _index(store: Store, accepted: Sequence[tuple[int, Event]]) -> None:
+    """Update the governance indexes for the accepted events (inside the transaction)."""
+    conn = store.conn
+    for idx, ev in accepted:
+        t = ev.type
+        body: Any = ev.body
+        if t in ("delegate", "revoke", "ballot", "withdraw"):
+            if t == "delegate":
+                conn.execute(
+                    "INSERT OR REPLACE INTO delegations (author, scope, scope_id, trustees, idx)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (ev.author, body.scope, body.target, json.dumps(list(body.trustees)), idx),
+                )
+            elif t == "revoke":
+                conn.execute(
+                    "DELETE FROM delegations WHERE author = ? AND scope = ? AND scope_id = ?",
+                    (ev.author, body.scope, body.target),
+                )
+            elif t == "ballot":
+                conn.execute(
+                    "INSERT OR REPLACE INTO ballots (author, issue, grades, idx) VALUES (?, ?, ?, ?)",
+                    (ev.author, body.issue, json.dumps(dict(body.grades), sort_keys=True), idx),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM ballots WHERE author = ? AND issue = ?", (ev.author, body.issue)
+                )
+        elif t == "enrol":
+            conn.execute(
+                "INSERT OR REPLACE INTO enrolments (key, ref, active, idx) VALUES (?, ?, 1, ?)",
+                (body.key, body.ref, idx),
+            )
+        elif t == "unenrol":
+            conn.execute("UPDATE enrolments SET active = 0, idx = ? WHERE key = ?", (idx, body.key))
+        elif t == "assembly":
+            conn.execute(
+                "INSERT OR IGNORE INTO assemblies (id, idx, body) VALUES (?, ?, ?)",
+                (ev.id, idx, json.dumps(body.to_dict(), sort_keys=True)),
+            )
+        elif t == "assembly.join":
+            a = body.assembly
+            conn.execute(
+                "INSERT OR IGNORE INTO assemblies (id, idx, body) VALUES (?, ?, ?)",
+                (a.id, idx, json.dumps(a.body.to_dict(), sort_keys=True)),
+            )
+        elif t == "area":
+            _index_area(conn, ev.id, idx, body)
+        elif t == "issue":
+            _index_issue(conn, ev.id, idx, body)
+        elif t == "issue.adopt":
+            _index_area(conn, body.area.id, idx, body.area.body, ignore=True)
+            _index_issue(conn, body.issue.id, idx, body.issue.body)
+        elif t == "seal":
+            conn.execute(
+                "UPDATE issues SET sealed_idx = ? WHERE id = ? AND sealed_idx IS NULL",
+                (idx, body.issue),
+            )
+
+
+def _index_area(conn: Any, area_id: str, idx: int, body: Any, *, ignore: bool = False) -> None:
+    verb = "INSERT OR IGNORE" if ignore else "INSERT OR REPLACE"
+    conn.execute(
+        f"{verb} INTO areas (id, assembly, idx, body) VALUES (?, ?, ?, ?)",
+        (area_id, body.assembly, idx, json.dumps(body.to_dict(), sort_keys=True)),
+    )
+
+
+def _index_issue(conn: Any, issue_id: str, idx: int, body: Any) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO issues (id, area, assembly, idx, opens, closes, body)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            issue_id,
+            body.area,
+            body.assembly,
+            idx,
+            body.opens,
+            body.closes,
+            json.dumps(body.to_dict(), sort_keys=True),
+        ),
+    )
+
+
+# The asynchronous single writer ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Job:
+    subs: list[Submission] | None
+    call: Callable[[], Any] | None
+    future: asyncio.Future[Any]
+
+
+class Ingest:
+    """Runs a :class:`Writer` on its own thread; groups concurrent submissions per commit."""
+
+    def __init__(self, writer: Writer, *, max_group: int = 4096) -> None:
+        self.writer = writer
+        self.max_group = max_group
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="liquide-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.groups = 0
+        self.on_group: Callable[[int, int], None] | None = None
+        """Called with (group size, events appended) after each group (metrics)."""
+
+    def start(self) -> None:
+        """Start the writer task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="liquide-writer")
+
+    async def stop(self) -> None:
+        """Finish queued work, refuse new work, and stop the writer thread."""
+        self._closing = True
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        self._thread.shutdown(wait=True)
+
+    def _enqueue(
+        self, subs: list[Submission] | None, call: Callable[[], Any] | None
+    ) -> asyncio.Future[Any]:
+        if self._closing or self._task is None:
+            raise UnavailableError("the node is not accepting writes (starting or stopping)")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(subs, call, fut))
+        return fut
+
+    async def submit(self, leaf: bytes) -> Accepted:
+        """Append one client event; return it accepted, or raise its refusal."""
+        out = (await self._enqueue([Submission(leaf=leaf)], None))[0]
+        if isinstance(out, LiquideError):
+            raise out
+        assert isinstance(out, Accepted)
+        return out
+
+    async def submit_batch(self, subs: list[Submission]) -> list[Accepted | LiquideError]:
+        """Append many submissions in one transaction; return one outcome per submission."""
+        result: list[Accepted | LiquideError] = await self._enqueue(subs, None)
+        return result
+
+    async def append_own(self, type_: str, body: dict[str, Any]) -> Accepted:
+        """Build, sign and append one city event through the single writer."""
+        out = (await self._enqueue([Submission(own=(type_, body))], None))[0]
+        if isinstance(out, LiquideError):
+            raise out
+        assert isinstance(out, Accepted)
+        return out
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the writer thread, between groups; return its result."""
+        result: T = await self._enqueue(None, fn)
+        return result
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        carry: _Job | None = None
+        stopping = False
+        while True:
+            if carry is not None:
+                job, carry = carry, None
+            elif stopping and self._queue.empty():
+                return
+            else:
+                got = await self._queue.get()
+                if got is None:
+                    stopping = True
+                    continue
+                job = got
+            if job.call is not None:
+                await self._finish([job], job.call, loop)
+                continue
+            jobs = [job]
+            count = len(job.subs or ())
+            while count < self.max_group and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stopping = True
+                    continue
+                if nxt.call is not None:
+                    carry = nxt
+                    break
+                jobs.append(nxt)
+                count += len(nxt.subs or ())
+            subs = [s for j in jobs for s in (j.subs or ())]
+            await self._finish(jobs, functools.partial(self.writer.process, subs), loop)
+
+    async def _finish(
+        self, jobs: list[_Job], fn: Callable[[], Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        try:
+            result = await loop.run_in_executor(self._thread, fn)
+        except BaseException as exc:
+            for j in jobs:
+                if not j.future.done():
+                    j.future.set_exception(
+                        exc if isinstance(exc, Exception) else StoreError(str(exc))
+                    )
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.groups += 1
+        if len(jobs) == 1 and jobs[0].call is not None:
+            if not jobs[0].future.done():
+                jobs[0].future.set_result(result)
+            return
+        pos = 0
+        appended = 0
+        for j in jobs:
+            n = len(j.subs or ())
+            part = result[pos : pos + n]
+            pos += n
+            appended += sum(1 for r in part if isinstance(r, Accepted) and r.new)
+            if not j.future.done():
+                j.future.set_result(part)
+        if self.on_group is not None:
+            with contextlib.suppress(Exception):
+                self.on_group(pos, appended)
