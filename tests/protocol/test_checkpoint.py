@@ -907,3 +907,18 @@ def test_vectors_check_independently() -> None:
     Receipt.from_dict(r["dict"]).verify(city)
     for name in ("split_view_roots", "split_view_inclusion"):
         SplitViewProof.from_dict(v[name]).verify(city)
+
+
+def test_protocol_md_carries_the_vectors() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    v = json.loads(VECTORS.read_text())
+    for text in (
+        v["checkpoint"]["signed_note"],
+        v["cosignature"]["signed_message"],
+        v["cosignature"]["cosigned_note"],
+        v["receipt"]["unsigned"],
+        v["city"]["vkey"],
+        v["witness"]["vkey"],
+    ):
+        assert text in doc
+    assert json.dumps(v["receipt"]["dict"], indent=2) in doc

@@ -786,3 +786,13 @@ def test_vectors_check_independently() -> None:
     for e in v["compact_ranges"]:
         cr = CompactRange(e["size"], [h(x) for x in e["peaks_hex"]])
         assert cr.root() == roots[e["size"]]
+
+
+def test_protocol_md_carries_the_vectors() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    v = json.loads(VECTORS.read_text())
+    for root in v["roots_hex"]:
+        assert root in doc
+    for e in v["inclusion"]:
+        if (e["index"], e["size"]) in {(0, 8), (5, 8), (1, 5)}:
+            assert "\n".join(f"    {x}" for x in e["proof_hex"]) in doc
