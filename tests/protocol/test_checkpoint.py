@@ -18,6 +18,9 @@ import base64
 import hashlib
 import json
 import os
+import random
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -922,3 +925,170 @@ def test_protocol_md_carries_the_vectors() -> None:
     ):
         assert text in doc
     assert json.dumps(v["receipt"]["dict"], indent=2) in doc
+
+
+# --- interoperability with Go's golang.org/x/mod/sumdb (note and tlog) ---------------------------
+
+GOPATH = Path("/usr/share/gocode")  # where Debian installs Go library sources
+GO_SRC = GOPATH / "src" / "golang.org" / "x" / "mod" / "sumdb"
+GO_CHECK = r"""// Go's golang.org/x/mod/sumdb/note and tlog, run on Liquide's vectors (see the test).
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func must(err error) {
+	if err != nil {
+		fmt.Println("FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+func h(s string) tlog.Hash {
+	b, err := hex.DecodeString(s)
+	must(err)
+	var x tlog.Hash
+	copy(x[:], b)
+	return x
+}
+
+func main() {
+	var cp map[string]any
+	b, _ := os.ReadFile(os.Args[1])
+	must(json.Unmarshal(b, &cp))
+	city := cp["city"].(map[string]any)
+	v, err := note.NewVerifier(city["vkey"].(string))
+	must(err)
+	c := cp["checkpoint"].(map[string]any)
+	n, err := note.Open([]byte(c["signed_note"].(string)), note.VerifierList(v))
+	must(err)
+	if n.Text != c["body"].(string) {
+		must(fmt.Errorf("text mismatch"))
+	}
+	cs := cp["cosignature"].(map[string]any)
+	n2, err := note.Open([]byte(cs["cosigned_note"].(string)), note.VerifierList(v))
+	must(err)
+	fmt.Println("note.Open ok; verified", len(n2.Sigs), "unverified", len(n2.UnverifiedSigs))
+	// Sign with Go and compare bytes.
+	seed, _ := hex.DecodeString(city["seed_hex"].(string))
+	origin := city["origin"].(string)
+	skey := fmt.Sprintf("PRIVATE+KEY+%s+%s+%s", origin, city["key_id_hex"].(string),
+		base64.StdEncoding.EncodeToString(append([]byte{1}, seed...)))
+	s, err := note.NewSigner(skey)
+	must(err)
+	msg, err := note.Sign(&note.Note{Text: c["body"].(string)}, s)
+	must(err)
+	if string(msg) != c["signed_note"].(string) {
+		must(fmt.Errorf("Go signs differently:\n%s", msg))
+	}
+	fmt.Println("note.Sign byte-identical")
+	// Split view notes too.
+	for _, k := range []string{"split_view_roots", "split_view_inclusion"} {
+		sv := cp[k].(map[string]any)
+		for _, t := range sv["checkpoints"].([]any) {
+			_, err := note.Open([]byte(t.(string)), note.VerifierList(v))
+			must(err)
+		}
+	}
+	// Merkle proofs.
+	for _, f := range os.Args[2:] {
+		var m map[string]any
+		b, _ := os.ReadFile(f)
+		must(json.Unmarshal(b, &m))
+		roots := m["roots_hex"].([]any)
+		leaves := m["leaf_hashes_hex"].([]any)
+		ni, nc := 0, 0
+		for _, e := range m["inclusion"].([]any) {
+			e := e.(map[string]any)
+			idx, size := int64(e["index"].(float64)), int64(e["size"].(float64))
+			var p tlog.RecordProof
+			for _, x := range e["proof_hex"].([]any) {
+				p = append(p, h(x.(string)))
+			}
+			must(tlog.CheckRecord(p, size, h(roots[size].(string)), idx, h(leaves[idx].(string))))
+			ni++
+		}
+		for _, e := range m["consistency"].([]any) {
+			e := e.(map[string]any)
+			o, nn := int64(e["old_size"].(float64)), int64(e["new_size"].(float64))
+			var p tlog.TreeProof
+			for _, x := range e["proof_hex"].([]any) {
+				p = append(p, h(x.(string)))
+			}
+			must(tlog.CheckTree(p, nn, h(roots[nn].(string)), o, h(roots[o].(string))))
+			nc++
+		}
+		fmt.Printf("%s: tlog accepted %d inclusion and %d consistency proofs\n", f, ni, nc)
+	}
+}
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("go") is None or not (GO_SRC / "note").is_dir(),
+    reason="needs a Go toolchain and the golang.org/x/mod sources in GOPATH "
+    "(Debian: apt-get install golang-go golang-golang-x-mod-dev)",
+)
+def test_go_note_and_tlog_accept_liquide_output(tmp_path: Path) -> None:
+    # Go's note.Open must accept the vectors' checkpoints, note.Sign must produce the same
+    # bytes, and tlog.CheckRecord / CheckTree must accept the proofs of merkle.json and of a
+    # random 500-leaf tree. The last run feeds one tampered proof, which Go must reject.
+    tree = MemoryTree(leaf_hash(i.to_bytes(4, "big")) for i in range(500))
+    rng = random.Random(1)
+    incl: list[dict[str, Any]] = []
+    cons: list[dict[str, Any]] = []
+    for _ in range(500):
+        s = rng.randint(1, tree.size)
+        i, old = rng.randrange(s), rng.randint(1, s)
+        incl.append(
+            {"index": i, "size": s, "proof_hex": [p.hex() for p in tree.inclusion_proof(i, s)]}
+        )
+        cons.append(
+            {
+                "old_size": old,
+                "new_size": s,
+                "proof_hex": [p.hex() for p in tree.consistency_proof(old, s)],
+            }
+        )
+    doc = {
+        "roots_hex": [tree.root(k).hex() for k in range(tree.size + 1)],
+        "leaf_hashes_hex": [tree.leaf(i).hex() for i in range(tree.size)],
+        "inclusion": incl,
+        "consistency": cons,
+    }
+    (tmp_path / "random.json").write_text(json.dumps(doc))
+    bad: list[str] = incl[7]["proof_hex"]
+    bad[0] = ("1" if bad[0][0] == "0" else "0") + bad[0][1:]
+    (tmp_path / "tampered.json").write_text(json.dumps(doc))
+    (tmp_path / "main.go").write_text(GO_CHECK)
+    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH)}
+    if not (env.get("GOCACHE") or env.get("XDG_CACHE_HOME") or env.get("HOME")):
+        env["GOCACHE"] = str(tmp_path / "gocache")  # Go needs somewhere to cache builds
+    merkle = VECTORS.parent / "merkle.json"
+
+    def go(*files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["go", "run", "main.go", str(VECTORS), *map(str, files)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+
+    ok = go(merkle, tmp_path / "random.json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "note.Sign byte-identical" in ok.stdout
+    assert "accepted 500 inclusion and 500 consistency proofs" in ok.stdout
+    tampered = go(tmp_path / "tampered.json")
+    assert tampered.returncode != 0
+    assert "invalid transparency proof" in tampered.stdout
