@@ -22,17 +22,21 @@ Conventions: data on stdout, prompts and diagnostics on stderr; exit 0 ok, 1 fai
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import aiohttp
 import click
 
 from crypto import (
@@ -48,13 +52,43 @@ from crypto import (
     write_keystore,
     write_private_file,
 )
+from protocol.events import Event
 
 from ._paths import ensure_private_dir, wallet_dir
-from ._wallet_state import ChainState, load_chain_state, save_chain_state
+from ._wallet_ops import (
+    EventStore,
+    NodePin,
+    Record,
+    Sent,
+    Target,
+    WalletOpsError,
+    ballot_body,
+    check_id,
+    check_report,
+    delegate_body,
+    describe_event,
+    explain_node_error,
+    fetch_pin,
+    issue_doc,
+    parse_grades,
+    parse_target,
+    parse_trustees,
+    revoke_body,
+    send_event,
+    status_report,
+    target_exists,
+    voter_doc,
+    withdraw_body,
+    write_event_file,
+)
+from ._wallet_state import ChainHead, ChainState, load_chain_state, save_chain_state
+from .client import NodeClient
+from .errors import ApiError, PeerError
 
 __all__ = ["Wallet", "WalletConfig", "WalletConfigError", "validate_node_url", "wallet"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 PASSPHRASE_ENV = "LIQUIDE_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 BACKUP_PASSPHRASE_ENV = "LIQUIDE_BACKUP_PASSPHRASE"  # noqa: S105
@@ -78,18 +112,39 @@ class WalletConfigError(LiquideError):
 
 @dataclass(frozen=True, slots=True)
 class WalletConfig:
-    """The wallet's settings. ``node`` is the home node's base URL, or None."""
+    """The wallet's settings.
+
+    ``node`` is the home node's base URL, or None. ``origin`` and ``node_key`` pin the home
+    node's log origin and C2SP verifier key (set by ``wallet use``, or on first contact): every
+    receipt and checkpoint must be signed by that key.
+    """
 
     node: str | None = None
+    origin: str | None = None
+    node_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The file document."""
-        return {"version": CONFIG_VERSION, "node": self.node}
+        """The file document (the pin only when set)."""
+        d: dict[str, Any] = {"version": CONFIG_VERSION, "node": self.node}
+        if self.node_key is not None:
+            d["origin"] = self.origin
+            d["node_key"] = self.node_key
+        return d
+
+    def pin(self) -> NodePin | None:
+        """The pinned node key, or None."""
+        if self.origin is None or self.node_key is None:
+            return None
+        return NodePin(self.origin, self.node_key)
 
     @classmethod
     def from_dict(cls, doc: object) -> WalletConfig:
         """Validate a file document; raise :class:`WalletConfigError` naming the field."""
-        if not isinstance(doc, dict) or set(doc) != {"version", "node"}:
+        keys = set(doc) if isinstance(doc, dict) else set()
+        if not isinstance(doc, dict) or keys not in (
+            {"version", "node"},
+            {"version", "node", "origin", "node_key"},
+        ):
             raise WalletConfigError('the config must be {"version": 1, "node": …}')
         if doc["version"] != CONFIG_VERSION or isinstance(doc["version"], bool):
             raise WalletConfigError(f"unsupported config version {doc['version']!r}")
@@ -101,7 +156,15 @@ class WalletConfig:
                 node = validate_node_url(node)
             except ValueError as exc:
                 raise WalletConfigError(f"node: {exc}") from None
-        return cls(node)
+        origin, node_key = doc.get("origin"), doc.get("node_key")
+        if node_key is not None:
+            if not isinstance(origin, str) or not isinstance(node_key, str):
+                raise WalletConfigError("origin and node_key must be strings")
+            try:
+                NodePin(origin, node_key)
+            except WalletOpsError as exc:
+                raise WalletConfigError(f"node_key: {exc.message}") from None
+        return cls(node, origin if node_key is not None else None, node_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +188,15 @@ class Wallet:
     def state_path(self) -> Path:
         """The chain-state file."""
         return self.directory / f"{self.name}.state.json"
+
+    @property
+    def events_path(self) -> Path:
+        """The record of signed events and their receipts."""
+        return self.directory / f"{self.name}.events.json"
+
+    def events(self) -> EventStore:
+        """The record of signed events (created on first write)."""
+        return EventStore(self.events_path)
 
     def keystore(self) -> Keystore:
         """Read the keystore; raise a :class:`~crypto.KeystoreError` with a hint when unusable."""
@@ -612,15 +684,62 @@ def import_cmd(
     _print_identity(_identity(w, key.public_key), as_json=as_json)
 
 
+# The home node ----------------------------------------------------------------------------------
+
+_USE_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10, sock_read=60)
+
+
+def _say(message: str) -> None:
+    click.echo(f"liquide: {message}", err=True)
+
+
+def _node_key_option(envvar: str) -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        return click.option(
+            "--node-key",
+            metavar="VKEY",
+            envvar=envvar,
+            show_envvar=True,
+            help="Pin this node verifier key (origin+keyid+base64, as the city publishes it)"
+            " instead of trusting the key the node announces.",
+        )(f)
+
+    return deco
+
+
+async def _pin_of(client: NodeClient, url: str, given: str | None) -> NodePin:
+    """The pin to keep for ``url``: ``given`` (checked against the node), else the node's own."""
+    announced = await fetch_pin(client)
+    if given is not None:
+        pin = NodePin.from_vkey(given)
+        if pin != announced:
+            raise WalletOpsError(
+                f"the node at {url} announces the key {announced.vkey} (fingerprint"
+                f" {announced.fingerprint}), not the one you gave ({pin.fingerprint})",
+                hint="check the address and the key your city publishes; do not use a node"
+                " whose key does not match",
+            )
+    return announced
+
+
 @wallet.command("use")
 @click.argument("node_url")
 @_name_option
-def use_cmd(node_url: str, name: str) -> None:
-    """Set the home node: the city node that enrolled this key, e.g. https://lyon.example."""
+@_node_key_option("LIQUIDE_WALLET_NODE_KEY")
+def use_cmd(node_url: str, name: str, node_key: str | None) -> None:
+    """Set the home node: the city node that enrolled this key, e.g. https://lyon.example.
+
+    The wallet asks the node for its key and pins it, printing its fingerprint: compare it with
+    the one your city publishes (or give it with --node-key). Receipts and checkpoints signed by
+    any other key are refused from then on. If the node cannot be reached now, its key is pinned
+    at the first contact.
+    """
     try:
         url = validate_node_url(node_url)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NODE_URL") from None
+    given = NodePin.from_vkey(node_key) if node_key else None
     host = urlsplit(url).hostname or ""
     if url.startswith("http://") and not _is_loopback(host):
         click.echo(
@@ -633,5 +752,614 @@ def use_cmd(node_url: str, name: str) -> None:
         current = w.config()
     except WalletConfigError:
         current = WalletConfig()  # a broken config is replaced by this command
-    w.save_config(WalletConfig(url) if current.node != url else current)
-    click.echo(f"liquide: home node of wallet {name!r} is {url}", err=True)
+
+    async def ask() -> NodePin:
+        async with NodeClient(url, timeout=_USE_TIMEOUT) as client:
+            return await _pin_of(client, url, node_key)
+
+    pin: NodePin | None
+    try:
+        pin = asyncio.run(ask())
+    except PeerError as exc:
+        pin = given
+        reason = exc.message if isinstance(exc, ApiError) else "unreachable"
+        later = "the key you gave is pinned" if given else "its key is pinned at the first contact"
+        _say(f"note: could not ask {url} for its key now ({reason}); {later}")
+    if pin is None and current.node == url:
+        pin = current.pin()  # keep the pin of the same node
+    config = WalletConfig(
+        url, None if pin is None else pin.origin, None if pin is None else pin.vkey
+    )
+    if config != current:
+        w.save_config(config)
+    _say(f"home node of wallet {name!r} is {url}")
+    if pin is not None:
+        _say(
+            f"node key pinned: {pin.origin}, fingerprint {pin.fingerprint} — compare it with the"
+            " fingerprint your city publishes"
+        )
+
+
+def _home(w: Wallet) -> tuple[WalletConfig, str]:
+    config = w.config()
+    if config.node is None:
+        raise WalletOpsError(
+            f"wallet {w.name!r} has no home node",
+            hint="run `liquide wallet use NODE_URL` with your city's node address",
+        )
+    return config, config.node
+
+
+async def _ensure_pin(w: Wallet, config: WalletConfig, client: NodeClient, url: str) -> NodePin:
+    pin = config.pin()
+    if pin is not None:
+        return pin
+    pin = await _pin_of(client, url, None)
+    w.save_config(WalletConfig(url, pin.origin, pin.vkey))
+    _say(
+        f"pinned the home node's key on first contact: {pin.origin}, fingerprint"
+        f" {pin.fingerprint} — compare it with the fingerprint your city publishes"
+    )
+    return pin
+
+
+def _online(w: Wallet, fn: Callable[[NodeClient, NodePin], Awaitable[T]]) -> T:
+    """Run ``fn`` with a client of the home node and its pin; map node failures to hints."""
+    config, url = _home(w)
+
+    async def main() -> T:
+        async with NodeClient(url, timeout=_TIMEOUT) as client:
+            pin = await _ensure_pin(w, config, client, url)
+            return await fn(client, pin)
+
+    try:
+        return asyncio.run(main())
+    except PeerError as exc:
+        raise explain_node_error(exc, url) from None
+
+
+# Signing and sending ----------------------------------------------------------------------------
+
+
+def _offline_option(f: F) -> F:
+    return click.option(
+        "--offline",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="LIQUIDE_WALLET_OFFLINE",
+        show_envvar=True,
+        metavar="FILE",
+        help="Do not contact the node: write the signed event to FILE (new, mode 0600), to be"
+        " sent later with `liquide submit FILE`.",
+    )(f)
+
+
+def _scope_options(*, assembly: bool = True) -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        scopes = ["issue", "area", *(["assembly"] if assembly else [])]
+        for scope in scopes:
+            f = click.option(
+                f"--{scope}",
+                metavar="ID",
+                envvar=f"LIQUIDE_WALLET_{scope.upper()}",
+                show_envvar=True,
+                help=f"The {scope} (its id, 64 hex digits).",
+            )(f)
+        return f
+
+    return deco
+
+
+def _target(assembly: str | None, area: str | None, issue: str | None) -> Target:
+    """The one scope given; a command-line scope wins over ones from the environment."""
+    ctx = click.get_current_context()
+    values = {"assembly": assembly, "area": area, "issue": issue}
+    given = {k: v for k, v in values.items() if v}
+    on_line = {
+        k: v
+        for k, v in given.items()
+        if ctx.get_parameter_source(k) is not click.core.ParameterSource.ENVIRONMENT
+    }
+    if on_line:
+        given = on_line
+    try:
+        return parse_target(given.get("assembly"), given.get("area"), given.get("issue"))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+Precheck = Callable[[NodeClient, PublicKey], Awaitable[list[str]]]
+
+
+def _sign_and_send(
+    w: Wallet,
+    *,
+    type_: str,
+    body: dict[str, Any],
+    question: Callable[[], str],
+    yes: bool,
+    passphrase_fd: int | None,
+    offline: Path | None,
+    precheck: Precheck,
+) -> None:
+    """Confirm, sign at the chain head and submit (or write to ``offline``); print the receipt.
+
+    ``question`` is asked after ``precheck`` (which checks the act with the home node and
+    returns notes for stderr) has run, so it can name what the node told.
+    """
+    me = w.keystore().public
+    if offline is not None:
+        if offline.exists():
+            raise WalletOpsError(
+                f"{offline} already exists", hint="choose another file; it is never replaced"
+            )
+        _confirm(f"{question()} (signed now, sent later with `liquide submit`)", yes=yes)
+        sk = _unlock(w, passphrase_fd)
+        state = w.chain_state()
+        head = state.head(me)
+        ev = Event.create(sk, type_, body, head.next_seq, head.prev, int(time.time()))
+        write_event_file(offline, ev, overwrite=False)
+        w.save_chain_state(state.with_head(me, head.advance(ev.id)))
+        w.events().put(Record(ev))
+        _say(
+            f"signed {describe_event(ev)} as seq {ev.seq} into {offline}; send it with"
+            f" `liquide submit {offline}` before anything you sign later"
+        )
+        if head.seq == 0:
+            _say(
+                "note: no local chain state, so this is signed as your first event (seq 1); if"
+                " this key signed events before, the node will refuse it: run"
+                " `liquide wallet status` online first to recover the chain state"
+            )
+        click.echo(json.dumps({"event_id": ev.id, "seq": ev.seq, "file": str(offline)}))
+        return
+
+    async def go(client: NodeClient, pin: NodePin) -> tuple[Sent, dict[str, Any]]:
+        lines = await precheck(client, me)
+        for line in lines:
+            _say(line)
+        _confirm(f"{question()} This is signed and published in {pin.origin}'s log.", yes=yes)
+        sk = _unlock(w, passphrase_fd)
+        state = w.chain_state()
+        sent = await send_event(
+            client, sk, type_, body, state.head(me), now=int(time.time()), notify=_say
+        )
+        w.save_chain_state(state.with_head(me, ChainHead(sent.event.seq, sent.event.id)))
+        w.events().put(Record(sent.event, pin.origin, sent.receipt))
+        return sent, sent.verify(pin)
+
+    sent, receipt = _online(w, go)
+    _say(
+        f"{describe_event(sent.event)}: accepted at index {receipt.get('index')} of"
+        f" {receipt.get('origin')} (seq {sent.event.seq}); receipt signature verified"
+    )
+    click.echo(json.dumps(receipt, indent=2))
+
+
+def _unlock(w: Wallet, passphrase_fd: int | None) -> SecretKey:
+    passphrase = _get_passphrase(
+        fd=passphrase_fd, env=PASSPHRASE_ENV, prompt="Passphrase", confirm=False
+    )
+    return w.unlock(passphrase)
+
+
+def _action_options(f: F) -> F:
+    for deco in (_yes_option, _offline_option, _passphrase_fd_option, _name_option):
+        f = deco(f)
+    return f
+
+
+async def _trustee_lines(client: NodeClient, trustees: Sequence[str]) -> list[str]:
+    lines = []
+    for t in trustees:
+        doc = await voter_doc(client, t)
+        if doc is None:
+            lines.append(
+                f"note: trustee {t} is not known at your home node (enrolled in another member"
+                " city, or not at all)"
+            )
+        elif not doc.get("enrolled"):
+            lines.append(
+                f"warning: trustee {t} is no longer enrolled (a lost or replaced key?): this link"
+                " is a dead end"
+            )
+    return lines
+
+
+def _describe_target(target: Target, name: str) -> str:
+    label = f" {name!r}" if name else ""
+    return f"{target.scope}{label} ({target.id[:12]}…)"
+
+
+@wallet.command("delegate")
+@click.argument("trustees", nargs=-1, required=True, metavar="TRUSTEE [TRUSTEE…]")
+@_scope_options()
+@_action_options
+def delegate_cmd(
+    *,
+    trustees: tuple[str, ...],
+    assembly: str | None,
+    area: str | None,
+    issue: str | None,
+    name: str,
+    passphrase_fd: int | None,
+    offline: Path | None,
+    yes: bool,
+) -> None:
+    """Delegate one scope to a ranked list of trustees (the first who can carries your weight).
+
+    TRUSTEE is a public key (lqpk1…); give up to 8, best first. The narrowest scope wins:
+    an issue delegation overrides the area's, which overrides the assembly's. Voting
+    yourself always overrides a delegation.
+    """
+    w = _current_wallet(name)
+    target = _target(assembly, area, issue)
+    try:
+        keys = parse_trustees(trustees, w.keystore().public)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="TRUSTEE") from None
+    label = [_describe_target(target, "")]
+
+    async def precheck(client: NodeClient, me: PublicKey) -> list[str]:
+        label[0] = _describe_target(target, await target_exists(client, target))
+        return await _trustee_lines(client, keys)
+
+    ranked = ", then ".join(keys)
+    _sign_and_send(
+        w,
+        type_="delegate",
+        body=delegate_body(target, keys),
+        question=lambda: f"Delegate your {label[0]} vote to {ranked}?",
+        yes=yes,
+        passphrase_fd=passphrase_fd,
+        offline=offline,
+        precheck=precheck,
+    )
+
+
+@wallet.command("block")
+@_scope_options(assembly=False)
+@_action_options
+def block_cmd(
+    *,
+    area: str | None,
+    issue: str | None,
+    name: str,
+    passphrase_fd: int | None,
+    offline: Path | None,
+    yes: bool,
+) -> None:
+    """Block broader delegations for an area or an issue (a delegation with no trustees).
+
+    Your assembly delegation then does not apply there: your weight counts only if you vote.
+    `revoke` with the same scope lifts the block.
+    """
+    w = _current_wallet(name)
+    target = _target(None, area, issue)
+    label = [_describe_target(target, "")]
+
+    async def precheck(client: NodeClient, me: PublicKey) -> list[str]:
+        label[0] = _describe_target(target, await target_exists(client, target))
+        return []
+
+    _sign_and_send(
+        w,
+        type_="delegate",
+        body=delegate_body(target, ()),
+        question=lambda: f"Block broader delegations for {label[0]}?",
+        yes=yes,
+        passphrase_fd=passphrase_fd,
+        offline=offline,
+        precheck=precheck,
+    )
+
+
+@wallet.command("revoke")
+@_scope_options()
+@_action_options
+def revoke_cmd(
+    *,
+    assembly: str | None,
+    area: str | None,
+    issue: str | None,
+    name: str,
+    passphrase_fd: int | None,
+    offline: Path | None,
+    yes: bool,
+) -> None:
+    """Remove your delegation (or block) for one scope; the broader scope applies again."""
+    w = _current_wallet(name)
+    target = _target(assembly, area, issue)
+    label = [_describe_target(target, "")]
+
+    async def precheck(client: NodeClient, me: PublicKey) -> list[str]:
+        label[0] = _describe_target(target, await target_exists(client, target))
+        doc = await voter_doc(client, me.to_text()) or {}
+        rows = [d for d in doc.get("delegations", []) if isinstance(d, dict)]
+        if not any(d.get("scope") == target.scope and d.get("target") == target.id for d in rows):
+            raise WalletOpsError(
+                f"you have no delegation for {label[0]}: nothing to revoke",
+                hint="`liquide wallet status` lists your delegations",
+                code="no_delegation",
+            )
+        return []
+
+    _sign_and_send(
+        w,
+        type_="revoke",
+        body=revoke_body(target),
+        question=lambda: f"Revoke your delegation for {label[0]}?",
+        yes=yes,
+        passphrase_fd=passphrase_fd,
+        offline=offline,
+        precheck=precheck,
+    )
+
+
+def _issue_arg(value: str) -> str:
+    try:
+        return check_id(value, "issue")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ISSUE") from None
+
+
+def _require_open(doc: dict[str, Any], issue_id: str) -> None:
+    state = doc.get("state")
+    if state != "open":
+        when = {
+            "upcoming": f"it opens at {_when(doc.get('opens'))}",
+            "closed": f"it closed at {_when(doc.get('closes'))}",
+            "sealed": "it is sealed: its tally is final",
+        }.get(str(state), f"its state is {state!r}")
+        raise WalletOpsError(
+            f"issue {issue_id[:12]}… ({doc.get('title')!r}) is not open for voting: {when}",
+            hint="`liquide wallet status` lists the open issues",
+            code="not_open",
+        )
+
+
+def _when(ts: object) -> str:
+    if type(ts) is not int:
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+@wallet.command("vote")
+@click.argument("issue")
+@click.option(
+    "--grade",
+    "grades",
+    multiple=True,
+    metavar="OPTION=GRADE",
+    envvar="LIQUIDE_WALLET_GRADE",
+    show_envvar=True,
+    help="Grade an option with an integer: positive approves, negative disapproves, 0 (or no"
+    " grade) ranks it level with the status quo. Higher is preferred. Repeat per option.",
+)
+@click.option(
+    "--approve",
+    multiple=True,
+    metavar="OPTION",
+    envvar="LIQUIDE_WALLET_APPROVE",
+    show_envvar=True,
+    help="Shortcut for --grade OPTION=+1.",
+)
+@click.option(
+    "--reject",
+    multiple=True,
+    metavar="OPTION",
+    envvar="LIQUIDE_WALLET_REJECT",
+    show_envvar=True,
+    help="Shortcut for --grade OPTION=-1.",
+)
+@_action_options
+def vote_cmd(
+    *,
+    issue: str,
+    grades: tuple[str, ...],
+    approve: tuple[str, ...],
+    reject: tuple[str, ...],
+    name: str,
+    passphrase_fd: int | None,
+    offline: Path | None,
+    yes: bool,
+) -> None:
+    """Vote on ISSUE (its id) by grading its options; your latest ballot counts.
+
+    A ballot overrides your delegations for this issue; `withdraw ISSUE` lets them apply
+    again.
+    """
+    w = _current_wallet(name)
+    issue_id = _issue_arg(issue)
+    try:
+        chosen = parse_grades(grades, approve, reject)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--grade") from None
+    if not chosen:
+        raise click.UsageError("grade at least one option (--grade OPTION=GRADE, --approve OPTION)")
+    summary = [" ".join(f"{k}={v:+d}" for k, v in chosen.items())]
+
+    async def precheck(client: NodeClient, me: PublicKey) -> list[str]:
+        doc = await issue_doc(client, issue_id)
+        _require_open(doc, issue_id)
+        options = {
+            str(o.get("id")): str(o.get("title"))
+            for o in doc.get("options", [])
+            if isinstance(o, dict)
+        }
+        unknown = sorted(set(chosen) - set(options))
+        if unknown:
+            raise click.BadParameter(
+                f"issue {issue_id[:12]}… has no option {unknown[0]!r}; its options are "
+                + ", ".join(f"{k} ({t})" for k, t in options.items()),
+                param_hint="--grade",
+            )
+        summary[0] = f"{doc.get('title')!r}: " + ", ".join(
+            f"{options[k]} ({k}) {v:+d}" for k, v in chosen.items()
+        )
+        return []
+
+    _sign_and_send(
+        w,
+        type_="ballot",
+        body=ballot_body(issue_id, chosen),
+        question=lambda: f"Vote on {summary[0]}?",
+        yes=yes,
+        passphrase_fd=passphrase_fd,
+        offline=offline,
+        precheck=precheck,
+    )
+
+
+@wallet.command("withdraw")
+@click.argument("issue")
+@_action_options
+def withdraw_cmd(
+    *, issue: str, name: str, passphrase_fd: int | None, offline: Path | None, yes: bool
+) -> None:
+    """Withdraw your ballot on ISSUE, so that your delegation applies to it again."""
+    w = _current_wallet(name)
+    issue_id = _issue_arg(issue)
+    title = [f"issue {issue_id[:12]}…"]
+
+    async def precheck(client: NodeClient, me: PublicKey) -> list[str]:
+        doc = await issue_doc(client, issue_id)
+        _require_open(doc, issue_id)
+        title[0] = f"{doc.get('title')!r} ({issue_id[:12]}…)"
+        voter = await voter_doc(client, me.to_text()) or {}
+        if not any(
+            isinstance(b, dict) and b.get("issue") == issue_id for b in voter.get("ballots", [])
+        ):
+            raise WalletOpsError(
+                f"you have no ballot on {title[0]}: nothing to withdraw", code="no_ballot"
+            )
+        return []
+
+    _sign_and_send(
+        w,
+        type_="withdraw",
+        body=withdraw_body(issue_id),
+        question=lambda: f"Withdraw your ballot on {title[0]}?",
+        yes=yes,
+        passphrase_fd=passphrase_fd,
+        offline=offline,
+        precheck=precheck,
+    )
+
+
+# Reading ----------------------------------------------------------------------------------------
+
+
+@wallet.command("status")
+@_name_option
+@_json_option
+def status_cmd(name: str, as_json: bool) -> None:
+    """Show your delegations per scope and, for each open issue, where your weight would go.
+
+    The flows are computed here with the tally engine from the home node's log, checked against
+    its signed checkpoint. Also recovers the local chain state from the node if it was lost.
+    """
+    w = _current_wallet(name)
+    me = w.keystore().public
+    state = w.chain_state()
+    local = state.head(me)
+
+    async def go(client: NodeClient, pin: NodePin) -> tuple[dict[str, Any], list[str]]:
+        return await status_report(client, pin, me, local_head=local, now=int(time.time()))
+
+    report, warnings = _online(w, go)
+    node_head = ChainHead.from_dict(report["chain"]["node"])
+    if node_head.seq > local.seq:
+        w.save_chain_state(state.with_head(me, node_head))
+        _say(f"recovered the chain state from the home node: seq {node_head.seq}")
+    for line in warnings:
+        _say(f"warning: {line}")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _print_status(report)
+
+
+def _print_status(r: dict[str, Any]) -> None:
+    enrolled = "enrolled" if r["enrolled"] else "NOT enrolled"
+    out = [
+        f"you:       {r['key']} ({enrolled} at {r['home_node']['origin']})",
+        f"chain:     seq {r['chain']['node']['seq']} at the node",
+        "",
+        "delegations:" if r["delegations"] else "delegations: none",
+    ]
+    for d in r["delegations"]:
+        label = f"{d['scope']} {d['name']!r}" if d.get("name") else d["scope"]
+        if d["blocks"]:
+            out.append(f"  {label} ({d['target'][:12]}…): blocks broader delegations")
+            continue
+        ranked = ", then ".join(
+            t["key"] + ("" if t["enrolment"] == "enrolled" else f" [{t['enrolment']}]")
+            for t in d["trustees"]
+        )
+        out.append(f"  {label} ({d['target'][:12]}…): {ranked}")
+    if r["ballots"]:
+        out.append("ballots:")
+        for b in r["ballots"]:
+            grades = " ".join(f"{k}={v:+d}" for k, v in sorted(b.get("grades", {}).items()))
+            out.append(f"  {b.get('title')!r} ({str(b.get('issue'))[:12]}…): {grades}")
+    out.append("")
+    if not r["issues"]:
+        out.append("no open issues")
+    else:
+        out.append(f"open issues (as of checkpoint {r['as_of_checkpoint']}):")
+        for i in r["issues"]:
+            out.append(f"  {i['title']!r} ({i['id']}), closes {_when(i['closes'])}")
+            out.append(f"    {i['text']}")
+    click.echo("\n".join(out))
+
+
+@wallet.command("check")
+@_name_option
+@_json_option
+def check_cmd(name: str, as_json: bool) -> None:
+    """Verify every event you signed and how every sealed tally counted you.
+
+    For each event: the receipt is signed by the pinned node key, the event is in the log at
+    the promised index, its inclusion proof verifies against a signed checkpoint, and the
+    checkpoint carries the k witness cosignatures its assembly requires. For each sealed issue:
+    the tally is recomputed from the node's signed log, compared with the node's, and explains
+    who cast your weight and through which scope (or why it was lost). Exits 1 if anything
+    fails to verify.
+    """
+    w = _current_wallet(name)
+    me = w.keystore().public
+    records = w.events().load()
+
+    async def go(client: NodeClient, pin: NodePin) -> dict[str, Any]:
+        return await check_report(client, pin, me, records)
+
+    report = _online(w, go)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_check(report)
+    if not report["ok"]:
+        sys.exit(1)
+
+
+def _print_check(r: dict[str, Any]) -> None:
+    out = [f"events (home node {r['home_node']['origin']}, checkpoint {r['checkpoint']}):"]
+    if not r["events"]:
+        out.append("  none recorded in this wallet")
+    for e in r["events"]:
+        line = f"  seq {e['seq']:<3} {e['what']}: {e['status']}"
+        if e["status"] == "verified":
+            line += (
+                f" (index {e['index']}, checkpoint {e['checkpoint_size']},"
+                f" {e['cosignatures']}/{e['k']} cosignatures)"
+            )
+        out.append(line)
+        out.extend(f"      {p}" for p in e["problems"])
+    out.append("sealed issues:" if r["issues"] else "sealed issues: none")
+    for i in r["issues"]:
+        out.append(f"  {i['title']!r} ({i['id'][:12]}…): {i.get('text', i['status'])}")
+        if i.get("node_tally") and i.get("node_tally") == i.get("digest"):
+            out.append(f"      tally digest {i['digest'][:16]}… matches the node's")
+        out.extend(f"      {p}" for p in i["problems"])
+    out.append("result: " + ("all verified" if r["ok"] else "PROBLEMS FOUND"))
+    click.echo("\n".join(out))

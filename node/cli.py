@@ -45,9 +45,11 @@ def main() -> None:
 def _register() -> None:
     # Each role's module adds its commands; imported here so `liquide --help` lists them all.
     # One block per role module, each adding its group or command to `main`.
+    from node._cli_submit import submit_cmd
     from node._cli_wallet import wallet
 
     main.add_command(wallet)
+    main.add_command(submit_cmd)
 
     from node._cli_admin import admin_group
     from node._cli_node import node_group
