@@ -96,14 +96,18 @@ def _valid_name(name: str) -> bool:
     return bool(name) and "+" not in name and not any(c.isspace() for c in name)
 
 
+_BAD_CHAR_RE = re.compile(r"[\x00-\x09\x0b-\x1f\ud800-\udfff]")
+
+
 def _bad_char(s: str) -> str | None:
     """Describe the first character a note may not contain (controls other than \\n, surrogates)."""
-    for c in s:
-        if c < " " and c != "\n":
-            return f"control character U+{ord(c):04X}"
-        if "\ud800" <= c <= "\udfff":
-            return "a lone surrogate (not valid UTF-8)"
-    return None
+    m = _BAD_CHAR_RE.search(s)
+    if m is None:
+        return None
+    c = m.group()
+    if c < " ":
+        return f"control character U+{ord(c):04X}"
+    return "a lone surrogate (not valid UTF-8)"
 
 
 def _as_text(data: str | bytes, what: str) -> str:
