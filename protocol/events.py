@@ -28,12 +28,14 @@ import base64
 import binascii
 import hashlib
 import json
+import json.encoder
+import json.scanner
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, cast
 
 from crypto import KeyFormatError, PublicKey, SecretKey, verify
 from crypto._bech32 import CHARSET
@@ -147,9 +149,13 @@ def _int(value: Any, where: str, lo: int = 0, hi: int = MAX_INT) -> int:
     return value
 
 
-def _hex_id(value: Any, where: str) -> str:
-    if type(value) is not str or not _HEX_ID.fullmatch(value):
-        raise _fail(where, "must be a lower-case hex SHA-256 id (64 characters)")
+def _at(where: str, name: str) -> str:
+    return f"{where}.{name}" if name else where
+
+
+def _hex_id(value: Any, where: str, name: str = "") -> str:
+    if type(value) is not str or _HEX_ID.fullmatch(value) is None:
+        raise _fail(_at(where, name), "must be a lower-case hex SHA-256 id (64 characters)")
     return value
 
 
@@ -234,13 +240,15 @@ def _key_raw(text: str) -> bytes | None:
     return (acc >> 4).to_bytes(32, "big")
 
 
-def parse_key(value: Any, where: str) -> bytes:
+def parse_key(value: Any, where: str, name: str = "") -> bytes:
     """Return the raw 32 bytes of a public key's canonical ``lqpk1…`` text.
 
-    Raises :class:`ValidationError` naming ``where`` when ``value`` is not such a text.
+    Raises :class:`ValidationError` naming ``where`` (``where.name`` if ``name`` is given) when
+    ``value`` is not such a text.
     """
     raw = _key_raw(value) if type(value) is str else None
     if raw is None:
+        where = _at(where, name)
         detail = "must be a public key in canonical lqpk1… text"
         if type(value) is str:
             try:
@@ -663,8 +671,8 @@ class AttestBody:
 
 
 def _scope(value: Any, where: str) -> str:
-    if value not in SCOPES or type(value) is not str:
-        raise _fail(where, "must be assembly, area or issue")
+    if type(value) is not str or value not in SCOPES:
+        raise _fail(f"{where}.scope", "must be assembly, area or issue")
     return value
 
 
@@ -682,11 +690,14 @@ class DelegateBody:
     @classmethod
     def from_dict(cls, d: Any, where: str = "body") -> DelegateBody:
         d = _obj(d, where, cls.KEYS)
-        scope = _scope(d["scope"], f"{where}.scope")
-        target = _hex_id(d["target"], f"{where}.target")
-        trustees = _list(d["trustees"], f"{where}.trustees", 0, MAX_TRUSTEES, "trustees_too_long")
+        scope = _scope(d["scope"], where)
+        target = _hex_id(d["target"], where, "target")
+        trustees = d["trustees"]
+        if type(trustees) is not list or len(trustees) > MAX_TRUSTEES:
+            _list(trustees, f"{where}.trustees", 0, MAX_TRUSTEES, "trustees_too_long")
         for i, t in enumerate(trustees):
-            parse_key(t, f"{where}.trustees[{i}]")
+            if type(t) is not str or _key_raw(t) is None:
+                parse_key(t, f"{where}.trustees[{i}]")
         if len(set(trustees)) != len(trustees):
             raise _fail(f"{where}.trustees", "lists a trustee twice", "duplicate_trustee")
         return cls(scope, target, tuple(trustees))
@@ -708,7 +719,7 @@ class RevokeBody:
     @classmethod
     def from_dict(cls, d: Any, where: str = "body") -> RevokeBody:
         d = _obj(d, where, cls.KEYS)
-        return cls(_scope(d["scope"], f"{where}.scope"), _hex_id(d["target"], f"{where}.target"))
+        return cls(_scope(d["scope"], where), _hex_id(d["target"], where, "target"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"scope": self.scope, "target": self.target}
@@ -727,16 +738,18 @@ class BallotBody:
     @classmethod
     def from_dict(cls, d: Any, where: str = "body") -> BallotBody:
         d = _obj(d, where, cls.KEYS)
-        issue = _hex_id(d["issue"], f"{where}.issue")
+        issue = _hex_id(d["issue"], where, "issue")
         grades = d["grades"]
         if type(grades) is not dict:
             raise _fail(f"{where}.grades", "must be an object")
         if len(grades) > MAX_OPTIONS:
             raise _fail(f"{where}.grades", f"must hold at most {MAX_OPTIONS} grades")
+        option_id = _OPTION_ID.fullmatch
         for k, v in grades.items():
-            if not _OPTION_ID.fullmatch(k):
+            if type(k) is not str or option_id(k) is None:
                 raise _fail(f"{where}.grades", f"{k!r} is not an option id")
-            _int(v, f"{where}.grades.{k}", -MAX_GRADE, MAX_GRADE)
+            if type(v) is not int or not -MAX_GRADE <= v <= MAX_GRADE:
+                _int(v, f"{where}.grades.{k}", -MAX_GRADE, MAX_GRADE)
         return cls(issue, dict(grades))
 
     def to_dict(self) -> dict[str, Any]:
@@ -755,7 +768,7 @@ class WithdrawBody:
     @classmethod
     def from_dict(cls, d: Any, where: str = "body") -> WithdrawBody:
         d = _obj(d, where, cls.KEYS)
-        return cls(_hex_id(d["issue"], f"{where}.issue"))
+        return cls(_hex_id(d["issue"], where, "issue"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"issue": self.issue}
@@ -799,15 +812,17 @@ assert _BODIES.keys() == EVENT_TYPES
 
 
 def _sig(value: Any, where: str) -> bytes:
-    if type(value) is str and len(value) == 88:
+    # 64 bytes are 88 characters ending in "=="; the last data character then carries 2 bits
+    # and 4 zero bits, so it is one of A, Q, g, w: exactly the canonical encodings.
+    if type(value) is str and len(value) == 88 and value[85:] in _SIG_ENDS:
         try:
-            sig = base64.b64decode(value, validate=True)
-        except binascii.Error:
+            return binascii.a2b_base64(value, strict_mode=True)
+        except (binascii.Error, ValueError):
             pass
-        else:
-            if base64.b64encode(sig) == value.encode("ascii"):
-                return sig
-    raise _fail(where, "must be the padded base64 of 64 bytes")
+    raise _fail(f"{where}.sig", "must be the padded base64 of 64 bytes")
+
+
+_SIG_ENDS: Final = frozenset({"A==", "Q==", "g==", "w=="})
 
 
 def _carried(value: Any, where: str, type_: str) -> Event:
@@ -905,9 +920,10 @@ class Event:
         # envelope and bodies admit is then type-checked by the validators below, which is what
         # the profile's remaining rules (integers only, ranges, NFC) need for events.
         try:
-            obj = _loads(leaf.decode("utf-8"))
-            same = _dumps(obj).encode("utf-8") == leaf
-        except (ValueError, RecursionError):
+            text = leaf.decode("utf-8")
+            obj, end = _scan(text, 0)
+            same = end == len(text) and _canonical_text(obj) == text
+        except (ValueError, RecursionError, StopIteration):
             same = False
         if not same:
             encoding.decode(leaf)  # raises EncodingError with the precise defect
@@ -927,7 +943,7 @@ class Event:
         if body_cls is None:
             raise _fail(f"{where}.type", f"unknown event type {type_!r}", "unknown_type")
         author = d["author"]
-        author_raw = parse_key(author, f"{where}.author")
+        author_raw = parse_key(author, where, "author")
         seq = d["seq"]
         if type(seq) is not int or not 1 <= seq <= MAX_INT:
             raise _fail(f"{where}.seq", f"must be an integer within [1, {MAX_INT}]")
@@ -936,12 +952,12 @@ class Event:
             if prev is not None:
                 raise _fail(f"{where}.prev", "must be null at seq 1")
         else:
-            _hex_id(prev, f"{where}.prev")
+            _hex_id(prev, where, "prev")
         ts = d["ts"]
         if type(ts) is not int or not 0 <= ts <= MAX_INT:
             raise _fail(f"{where}.ts", f"must be an integer within [0, {MAX_INT}]")
-        sig = _sig(d["sig"], f"{where}.sig")
-        body = body_cls.from_dict(d["body"], f"{where}.body")
+        sig = _sig(d["sig"], where)
+        body = body_cls.from_dict(d["body"], f"{where}.body" if where != "event" else "event.body")
         if type_ == "delegate" and author in body.trustees:
             raise _fail(f"{where}.body.trustees", "delegates to its own author", "self_delegation")
         # The unsigned form is the signed one without `"sig":"…",`. Keys are sorted, so the
@@ -1014,8 +1030,27 @@ def _no_constant(text: str) -> Any:
     raise EncodingError(f"{text} is not allowed")
 
 
-# The C scanner only calls these hooks when it meets a float or a NaN/Infinity constant.
-_loads = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant).decode
-_dumps = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-).encode
+# The C scanner only calls these hooks when it meets a float or a NaN/Infinity constant. The
+# scanner and the encoder are the C ones that json.loads and json.dumps(sort_keys=True,
+# separators=(",", ":"), ensure_ascii=False) use, built once instead of per call.
+_scan: Any = json.scanner.make_scanner(
+    cast(Any, json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant))
+)
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    # c_make_encoder(markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys,
+    # allow_nan) takes positional arguments only.
+    _SORT_KEYS, _SKIP_KEYS, _ALLOW_NAN = True, False, False
+    _c_encode = _c_make_encoder(
+        None, None, json.encoder.encode_basestring, None, ":", ",", _SORT_KEYS, _SKIP_KEYS,
+        _ALLOW_NAN,
+    )  # fmt: skip
+
+    def _canonical_text(obj: Any) -> str:
+        return "".join(_c_encode(obj, 0))
+
+else:  # pragma: no cover (Pythons without the C accelerator)
+    _py_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def _canonical_text(obj: Any) -> str:
+        return _py_encode.encode(obj)
