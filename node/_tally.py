@@ -4,8 +4,9 @@ An issue's record is each member city's log prefix up to its seal of the issue. 
 its own log and whatever mirrors federation keeps. For each member it replays that prefix
 (``protocol.state.replay``), builds the ``TallyInput`` (``protocol.state.tally_input``) and
 runs the engine (``protocol.tally``). A member whose log or seal this node does not hold yet
-makes the record incomplete: a 409 that names it. Results are cached in the ``tallies`` table
-(through the single writer), keyed by the record's parts.
+makes the record incomplete: a 409 that names it. (Stand-in parts for members that did not
+seal by close + grace are the federation layer's to choose.) Results are cached in the ``tallies`` table
+(through the single writer), keyed by the record id (``protocol.record``).
 
 Replay and tally are CPU work on a thread of their own, over a connection of their own.
 """
@@ -13,12 +14,11 @@ Replay and tally are CPU work on a thread of their own, over a connection of the
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from protocol.encoding import encode
 from protocol.events import AssemblyBody, Event
+from protocol.record import Record, RecordPart
 from protocol.state import State, replay, tally_input
 from protocol.tally import TallyEngine, TallyInput
 
@@ -67,23 +67,20 @@ def _record(store: Store, node_origin: str, node_key: str, issue_id: str) -> dic
                 code="record_incomplete",
             )
         parts[member.origin] = at
-    described = []
-    for origin in sorted(parts):
-        size = parts[origin].size
-        described.append(
-            {
-                "origin": origin,
-                "size": size,
-                "root": store.root_at(origin, size).hex(),
-            }
-        )
+    record = Record.of(
+        issue_id,
+        [
+            RecordPart(o, st.size, store.root_at(o, st.size), "seal", seal=st.size - 1)
+            for o, st in parts.items()
+        ],
+    )
     built = tally_input(issue_id, parts)
     inp = TallyInput.from_dict(built.input)
     result = TallyEngine(inp).result.to_dict()
     return {
         "issue": issue_id,
-        "parts": described,
-        "parts_id": hashlib.sha256(encode(described)).hexdigest(),
+        "record": record.to_dict(),
+        "record_id": record.id,
         "input": built.input,
         "findings": [f.to_dict() for f in built.findings],
         "result": result,
@@ -111,7 +108,7 @@ async def _compute(node: Node, issue_id: str) -> dict[str, Any]:
     def save() -> None:
         node.store.conn.execute(
             "INSERT OR IGNORE INTO tallies (issue, record_id, result) VALUES (?, ?, ?)",
-            (issue_id, out["parts_id"], body),
+            (issue_id, out["record_id"], body),
         )
 
     if node.ingest is not None:

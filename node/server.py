@@ -218,7 +218,7 @@ async def _rate_middleware(request: web.Request, handler: Handler) -> web.Stream
                 request.app[METRICS_KEY].rate_limited.inc()
                 raise RateLimitedError(
                     f"too many requests from {addr}: at most {limiter.rate:g} per second "
-                    f"(bursts of {limiter.burst:g}); retry in {wait:.1f} s",
+                    f"(bursts of {limiter.burst:g}); retry in {max(wait, 0.1):.1f} s",
                     retry_after=wait,
                 )
     return await handler(request)
@@ -257,6 +257,9 @@ def create_app(node: Node, *, manage: bool = True) -> web.Application:
     exempt = [ipaddress.ip_network(n, strict=False) for n in cfg.rate_limit_exempt]
     app[RATE_KEY] = RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst, exempt)
     _api.add_routes(app)
+    from .web import add_routes as add_web_routes
+
+    add_web_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[RATE_KEY].exempt_hosts = await _peer_hosts(node)
@@ -274,6 +277,9 @@ def create_app(node: Node, *, manage: bool = True) -> web.Application:
             await node.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    from ._federation import install as install_federation
+
+    install_federation(app, node)  # after the node's lifecycle: starts after it, stops before
     return app
 
 

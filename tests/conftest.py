@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,3 +168,82 @@ def civic(make_node: Callable[..., Any], clock: FakeClock) -> Callable[..., Civi
         return open_civic(make_node(**settings), clock, citizens)
 
     return make
+
+
+# Real node processes -----------------------------------------------------------------------------
+
+LIQUIDE = [sys.executable, "-c", "from node.cli import main; main()"]
+"""The ``liquide`` console script, run by this interpreter."""
+
+
+class ServeProcess:
+    """A ``liquide node serve`` subprocess on an ephemeral loopback port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen(
+            [
+                *LIQUIDE,
+                "node",
+                "serve",
+                "--data",
+                str(data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("http://"):
+            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            self.proc.wait(10)
+            raise RuntimeError(f"serve did not start: {line!r} {err}")
+        self.url = line.strip()
+
+    def terminate(self, timeout: float = 20) -> int:
+        """SIGTERM and wait; return the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._close_pipes()
+
+    def kill(self) -> None:
+        """SIGKILL (a crash) and reap."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def stderr(self) -> str:
+        return (
+            self.proc.stderr.read().decode()
+            if self.proc.stderr and not self.proc.stderr.closed
+            else ""
+        )
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Callable[..., ServeProcess]]:
+    """``serve_process(data_dir)``: start ``liquide node serve``; stopped at teardown if alive."""
+    started: list[ServeProcess] = []
+
+    def start(data_dir: Path, env: dict[str, str] | None = None) -> ServeProcess:
+        p = ServeProcess(data_dir, env)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.kill()

@@ -1,0 +1,188 @@
+"""node/ingest.py: the single writer — decisions, one transaction per group, receipts, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from crypto import BadSignatureError
+from node._node import Node
+from node.errors import IntegrityError, SeqUsedError, StoreError, UnknownAuthorError
+from node.ingest import Accepted, Ingest, Submission, VerifyPool
+from protocol.checkpoint import Receipt, SignedCheckpoint
+from protocol.merkle import verify_consistency
+from protocol.state import replay
+
+
+def submit(node: Node, *events) -> list:
+    return node.writer.process([Submission(leaf=e.encode()) for e in events])
+
+
+def test_receipts_are_deterministic_protocol_receipts(civic) -> None:
+    c = civic()
+    ev = c.citizens[0].delegate("area", c.area, [c.citizens[1].pk])
+    (acc,) = submit(c.node, ev)
+    assert isinstance(acc, Accepted)
+    assert acc.new
+    receipt = Receipt.from_dict(acc.receipt)
+    receipt.verify(c.node.key.public_key)
+    assert receipt.time == int(c.node.clock())
+    again = c.node.writer.receipt(ev.id)
+    assert again is not None
+    assert again.receipt == acc.receipt
+    (repeat,) = submit(c.node, ev)
+    assert repeat.receipt == acc.receipt
+    assert not repeat.new
+
+
+def test_a_group_is_decided_in_order(civic, author) -> None:
+    c = civic()
+    a = c.citizens[0]
+    e1 = a.delegate("area", c.area, [])
+    e2 = a.delegate("area", c.area, [c.citizens[1].pk])
+    stranger = author("x").delegate("area", c.area, [])
+    out = submit(c.node, e1, e2, e1, stranger)
+    assert [type(o) for o in out] == [Accepted, Accepted, Accepted, UnknownAuthorError]
+    assert out[2].index == out[0].index
+    assert not out[2].new
+    assert out[1].index == out[0].index + 1
+
+
+def test_city_events_need_the_city_key(civic, author) -> None:
+    c = civic()
+    fake = author("mayor").event("enrol", {"key": author("y").pk, "ref": "r"})
+    (out,) = submit(c.node, fake)
+    assert isinstance(out, UnknownAuthorError)
+    assert "this city's key" in out.message
+
+
+def test_used_seq_names_the_head(civic) -> None:
+    c = civic()
+    a = c.citizens[0]
+    first = a.delegate("area", c.area, [])
+    submit(c.node, first)
+    a.seq, a.prev = 0, None
+    (out,) = submit(c.node, a.delegate("area", c.area, [c.citizens[1].pk]))
+    assert isinstance(out, SeqUsedError)
+    assert (out.head_seq, out.head_id) == (1, first.id)
+
+
+def test_a_failed_transaction_stores_nothing_and_reloads(civic) -> None:
+    c = civic()
+    w = c.node.writer
+    size = w.size
+    w.hooks.append(lambda store, accepted: (_ for _ in ()).throw(RuntimeError("disk full")))
+    with pytest.raises(StoreError, match="disk full"):
+        submit(c.node, c.citizens[0].delegate("area", c.area, []))
+    assert w.size == size == c.node.store.log(c.node.origin).size
+    w.hooks.clear()
+    c.citizens[0].seq, c.citizens[0].prev = 0, None
+    (ok,) = submit(c.node, c.citizens[0].delegate("area", c.area, []))
+    assert isinstance(ok, Accepted)
+    assert ok.index == size
+
+
+def test_checkpoints_extend_each_other_across_restarts(civic, clock) -> None:
+    c = civic()
+    node = c.node
+    data = node.data_dir
+    submit(node, *(p.delegate("area", c.area, []) for p in c.citizens))
+    first = node.writer.sign_checkpoint()
+    assert first is not None
+    assert node.writer.sign_checkpoint() is None  # no growth, no new checkpoint
+    node.close()
+    node = Node.open(data, clock=clock)
+    submit(node, *(p.delegate("area", c.area, [c.citizens[0].pk]) for p in c.citizens[1:]))
+    second = node.writer.sign_checkpoint()
+    assert second is not None
+    assert second.size == first.size + 2
+    pk = node.key.public_key
+    old = SignedCheckpoint.parse(first.note).verify(node.origin, pk)
+    new = SignedCheckpoint.parse(second.note).verify(node.origin, pk)
+    proof = node.store.consistency_proof(node.origin, old.size, new.size)
+    verify_consistency(old.size, new.size, old.root, new.root, proof)
+    node.close()
+
+
+def test_restart_refuses_a_log_that_breaks_a_signed_checkpoint(civic, clock) -> None:
+    c = civic()
+    node, data = c.node, c.node.data_dir
+    node.writer.sign_checkpoint()
+    size = node.writer.size
+    node.close()
+    conn = sqlite3.connect(data / "node.db")
+    conn.execute("UPDATE entries SET leaf = CAST('x' AS BLOB) WHERE idx = 1")
+    conn.commit()
+    with pytest.raises(IntegrityError, match="entry 1"):
+        Node.open(data, clock=clock)
+    # Losing the tail that a checkpoint covers (a disk that lied about fsync) is caught too.
+    conn.execute("DELETE FROM entries WHERE idx = ?", (size - 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(IntegrityError):
+        Node.open(data, clock=clock)
+
+
+def test_snapshot_reload_equals_a_full_replay(civic, clock) -> None:
+    c = civic()
+    node, data = c.node, c.node.data_dir
+    submit(node, *(p.delegate("area", c.area, []) for p in c.citizens))
+    node.writer.save_snapshot()
+    submit(node, c.citizens[0].ballot(c.issue, {"yes": 2}))
+    node.close()
+    node = Node.open(data, clock=clock)
+    leaves = node.store.leaves(node.origin, 0, node.writer.size)
+    full = replay(node.origin, node.writer.city, leaves)
+    assert full.findings == ()
+    assert node.writer.state.to_dict() == full.state.to_dict()
+    node.close()
+
+
+def test_issues_are_sealed_at_their_close(civic, clock) -> None:
+    c = civic()
+    w = c.node.writer
+    assert w.seal_due() == []
+    clock.advance(3600)
+    (seal,) = w.seal_due()
+    assert c.issue in w.state.seals
+    assert w.state.seals[c.issue] == seal.index
+    assert w.seal_due() == []
+    row = c.node.store.conn.execute(
+        "SELECT sealed_idx FROM issues WHERE id = ?", (c.issue,)
+    ).fetchone()
+    assert row[0] == seal.index
+
+
+def test_the_pool_verifies_large_batches(civic) -> None:
+    c = civic(citizens=4, verify_workers=2, pool_threshold=2)
+    c.node.writer.pool = VerifyPool(2, chunk=1)
+    evs = [p.delegate("area", c.area, []) for p in c.citizens]
+    forged = evs[2].to_dict()
+    forged["sig"] = evs[1].to_dict()["sig"]
+    from protocol.events import Event
+
+    subs = [Submission(leaf=e.encode()) for e in evs]
+    subs[2] = Submission(leaf=Event.from_dict(forged).encode())
+    try:
+        out = c.node.writer.process(subs)
+    finally:
+        c.node.writer.pool.close()
+    assert [type(o) for o in out] == [Accepted, Accepted, BadSignatureError, Accepted]
+
+
+async def test_concurrent_submissions_share_groups(civic) -> None:
+    c = civic(citizens=40)
+    ingest = Ingest(c.node.writer)
+    ingest.start()
+    try:
+        evs = [p.delegate("area", c.area, []) for p in c.citizens]
+        out = await asyncio.gather(*(ingest.submit(e.encode()) for e in evs))
+        assert len({o.index for o in out}) == 40
+        assert ingest.groups < 40
+        own = await ingest.append_own("area", {"assembly": c.assembly, "name": "Housing"})
+        assert own.index == c.node.writer.size - 1
+        assert await ingest.call(lambda: c.node.writer.size) == own.index + 1
+    finally:
+        await ingest.stop()
