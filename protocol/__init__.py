@@ -86,7 +86,7 @@ from .merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from .record import BASES, Record, RecordPart, record_id
+from .record import RECORD_BASES, Record, RecordPart, record_id
 from .state import (
     REASONS,
     Attestation,
@@ -101,7 +101,6 @@ from .state import (
 )
 
 __all__ = [
-    "BASES",
     "CITIZEN_TYPES",
     "CITY_TYPES",
     "COSIGNATURE_ALG",
@@ -120,6 +119,7 @@ __all__ = [
     "MAX_WITNESSES",
     "REASONS",
     "RECEIPT_CONTEXT",
+    "RECORD_BASES",
     "SCOPES",
     "AreaBody",
     "AssemblyBody",

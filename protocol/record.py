@@ -32,9 +32,9 @@ from .encoding import MAX_INT
 from .errors import CheckpointError, ValidationError
 from .events import AssemblyBody
 
-__all__ = ["BASES", "Record", "RecordPart", "record_id"]
+__all__ = ["RECORD_BASES", "Record", "RecordPart", "record_id"]
 
-BASES: Final = ("seal", "checkpoint")
+RECORD_BASES: Final = ("seal", "checkpoint")
 
 
 def _b64(raw: bytes) -> str:
