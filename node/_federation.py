@@ -1,0 +1,1218 @@
+"""Federation: what ties a node to the other cities (DESIGN invariants 4–10).
+
+:class:`Federation` hangs on a :class:`~node._node.Node` (``node.extra["federation"]``) and runs:
+
+* the **pins** — which logs this node trusts and with which key: its own, the configured peers
+  (origin + C2SP verifier key), and, transitively, the member cities that an assembly defined in a
+  trusted log pins. Witness keys come from the peers (a node witnesses under its origin) and from
+  the witnesses assemblies pin. Nothing is ever trusted because a peer offered it;
+* **replay** of every trusted log (own and mirrors) on a thread of its own, into
+  :class:`protocol.state.State` objects, findings, and snapshots at each seal;
+* the **sync loops** (:mod:`node.sync`), the **witness** endpoint and **pushes**
+  (:mod:`node.witness`);
+* **adoption**: an issue defined by another member city of an assembly this city joined is
+  adopted automatically (an ``issue.adopt`` event carrying its signed definition and area);
+* **records and attestations**: once every member city's part of an issue's record is settled
+  (its seal, or after close + grace the largest prefix that k witnesses vouched for before the
+  close), the node tallies the record and appends an ``attest`` event (record id, result digest);
+* the **HTTP routes** of the federation: ``/v1/witness/add-checkpoint``, ``/v1/cosignatures``,
+  ``/v1/issues/{id}/attestations``, ``/v1/issues/{id}/record``, ``/v1/findings`` and
+  ``/v1/federation``, and the admin operations ``assembly.join``, ``issue.adopt`` and
+  ``peer.add/list/remove``.
+
+The writer thread is the only writer: every store change goes through ``node.ingest.call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+import re
+import time
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+from aiohttp import web
+from sqlite_utils.migrations import Migrations
+
+from crypto import KeyFormatError, LiquideError, PublicKey
+from protocol._sync import CosignFact, Part, fallback_size, record_id, seal_part
+from protocol.checkpoint import Checkpoint, Cosignature, SignedCheckpoint, SplitViewProof
+from protocol.errors import CheckpointError, ProtocolError, TallyInputError
+from protocol.events import AreaBody, AssemblyBody, Event, IssueBody
+from protocol.state import Finding, State, replay, tally_input
+from protocol.tally import TallyInput, tally
+
+from ._node import Node
+from .client import Transport
+from .config import CONFIG_FILE
+from .errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PeerError,
+    RequestError,
+    UnavailableError,
+)
+from .ingest import VerifyPool, Writer
+from .store import LeafRow, Store
+from .sync import PeerPin, PeerSync, RoundReport, run_peer_loop
+from .transport import peer_transport
+from .witness import Pusher, add_checkpoint_handler
+
+__all__ = [
+    "FEDERATION_MIGRATIONS",
+    "OPERATIONS",
+    "Federation",
+    "FederationConfig",
+    "install",
+    "load_federation_config",
+]
+
+log = logging.getLogger("liquide.node.federation")
+T = TypeVar("T")
+
+# Store tables of the federation ---------------------------------------------------------------
+
+FEDERATION_MIGRATIONS = Migrations("liquide.federation")
+
+
+@FEDERATION_MIGRATIONS()
+def f001_witness(db: sqlite_utils.Database) -> None:
+    """The witness's last cosigned checkpoint per origin, and the feed of cosignatures."""
+    db.executescript(
+        """
+        CREATE TABLE fed_witness (
+            origin TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            time INTEGER NOT NULL
+        );
+        CREATE TABLE fed_cosigs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            origin TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            witness TEXT NOT NULL,
+            line TEXT NOT NULL,
+            note TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            UNIQUE (origin, size, witness)
+        );
+        CREATE INDEX fed_cosigs_origin ON fed_cosigs (origin, size);
+        """
+    )
+
+
+def apply_migrations(store: Store) -> None:
+    """Create or upgrade the federation's tables in the writer ``store``."""
+    FEDERATION_MIGRATIONS.apply(store.db)
+
+
+# Config ------------------------------------------------------------------------------------------
+
+_FED_BOUNDS: dict[str, tuple[float, float]] = {
+    "sync_interval_s": (0.01, 3600),
+    "tick_interval_s": (0.01, 3600),
+    "backoff_max_s": (0.1, 3600),
+    "peer_timeout_s": (0.1, 600),
+    "connect_timeout_s": (0.1, 600),
+    "max_response_bytes": (1024, 1 << 30),
+    "max_logs": (1, 100_000),
+    "max_proofs": (1, 100_000),
+    "max_feed": (1, 100_000),
+    "page_size": (1, 10_000),
+    "chunk_leaves": (1, 1_000_000),
+    "max_investigate": (0, 100_000_000),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FederationConfig:
+    """The federation's settings: the ``[federation]`` table of ``liquide.toml``.
+
+    ``LIQUIDE_FED_<SETTING>`` environment variables override the file.
+    """
+
+    auto: bool = True
+    """Run the sync, push and tick loops (tests of simulated federations step them by hand)."""
+    sync_interval_s: float = 2.0
+    """Time between two rounds with one peer (jittered)."""
+    tick_interval_s: float = 1.0
+    """Time between two federation ticks: replay, adoption, attestation, witness pushes."""
+    backoff_max_s: float = 60.0
+    """Longest wait after failed rounds with a peer (exponential backoff with jitter)."""
+    peer_timeout_s: float = 10.0
+    """Total deadline of one request to a peer, body included (a trickle of bytes times out)."""
+    connect_timeout_s: float = 3.0
+    max_response_bytes: int = 32 << 20
+    """Largest answer read from a peer."""
+    max_logs: int = 1000
+    """Most logs accepted in one ``/v1/logs`` answer."""
+    max_proofs: int = 1000
+    """Most proofs accepted in one ``/v1/proofs`` answer."""
+    max_feed: int = 1000
+    """Most cosignatures asked for and accepted per feed page."""
+    page_size: int = 1000
+    """Entries asked for per page."""
+    chunk_leaves: int = 20_000
+    """Leaves verified together (one consistency proof) before they are appended."""
+    max_investigate: int = 1_000_000
+    """Most leaves compared with a peer's when looking for where two views differ."""
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in _FED_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"federation.{name} must be a number, got {value!r}")
+            if not lo <= value <= hi:
+                raise ConfigError(f"federation.{name} = {value} is outside [{lo:g}, {hi:g}]")
+        if not isinstance(self.auto, bool):
+            raise ConfigError("federation.auto must be true or false")
+
+    def replace(self, **changes: Any) -> FederationConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def load_federation_config(data_dir: Path, env: dict[str, str] | None = None) -> FederationConfig:
+    """Read the ``[federation]`` table of ``data_dir/liquide.toml`` and ``LIQUIDE_FED_*``.
+
+    Raises :class:`ConfigError` naming a bad or unknown setting.
+    """
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    path = Path(data_dir) / CONFIG_FILE
+    with contextlib.suppress(FileNotFoundError):
+        with path.open("rb") as fh:
+            try:
+                raw = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+        table = raw.get("federation", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [federation] must be a table")
+        values.update(table)
+    fields = {f.name: f for f in dataclasses.fields(FederationConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown federation setting(s) {', '.join(unknown)}")
+    for name in fields:
+        text = env.get(f"LIQUIDE_FED_{name.upper()}")
+        if text is None:
+            continue
+        default = getattr(FederationConfig(), name)
+        try:
+            if isinstance(default, bool):
+                values[name] = text.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                values[name] = int(text)
+            else:
+                values[name] = float(text)
+        except ValueError:
+            raise ConfigError(f"LIQUIDE_FED_{name.upper()}={text!r} is not valid") from None
+    for name, value in list(values.items()):
+        if isinstance(getattr(FederationConfig(), name), float) and type(value) is int:
+            values[name] = float(value)
+    return FederationConfig(**values)
+
+
+# Replay ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Replayed:
+    """One log's replay: state, findings and a snapshot right after each seal."""
+
+    state: State
+    findings: list[Finding] = field(default_factory=list)
+    at_seal: dict[str, State] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Trust:
+    logs: dict[str, PublicKey]
+    witnesses: dict[str, PublicKey]
+    conflicts: tuple[str, ...] = ()
+
+
+@dataclass
+class _Record:
+    issue: str
+    record: str
+    digest: str
+    parts: list[Part]
+    findings: list[Finding]
+    result: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "issue": self.issue,
+            "record": self.record,
+            "digest": self.digest,
+            "parts": [p.to_dict() for p in self.parts],
+            "findings": [f.to_dict() for f in self.findings],
+            "result": self.result,
+        }
+
+
+def _key_of(text: str) -> PublicKey:
+    return PublicKey.from_text(text)
+
+
+_URL = re.compile(r"^https?://[^\s/?#]+/?$")
+
+
+def pin_from_row(row: dict[str, Any]) -> PeerPin | None:
+    """A :class:`PeerPin` from a stored peer row, or None if its key does not parse."""
+    try:
+        name, key = PublicKey.from_vkey(str(row["vkey"]))
+    except KeyFormatError:
+        return None
+    if name != row["origin"]:
+        return None
+    return PeerPin(str(row["url"]), str(row["origin"]), key)
+
+
+class Federation:
+    """The federation of one node; see the module docstring."""
+
+    def __init__(
+        self,
+        node: Node,
+        config: FederationConfig,
+        transport_factory: Callable[[str], Transport] | None = None,
+    ) -> None:
+        self.node = node
+        self.config = config
+        self.origin = node.origin
+        self.city = node.key.public_key.to_text()
+        self.reader = node.reader
+        self._factory = transport_factory or self._http_transport
+        self._replay_exec = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="liquide-replay"
+        )
+        self._replay_store: Store | None = None
+        self._logs: dict[str, _Replayed] = {}
+        self._trust = _Trust({self.origin: node.key.public_key}, {})
+        self._records: dict[str, _Record] = {}
+        self._attested: set[str] = set()
+        self._adopted: set[str] = set()
+        self._syncs: dict[str, PeerSync] = {}
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pusher = Pusher(self)
+        self.peer_findings: list[dict[str, Any]] = []
+        self.peer_state: dict[str, dict[str, Any]] = {}
+        self._verify_pool: VerifyPool | None = (
+            VerifyPool(node.config.verify_workers) if node.config.verify_workers > 1 else None
+        )
+        self._rng = random.Random()
+        self.rounds: dict[str, int] = {}
+
+    def _http_transport(self, url: str) -> Transport:
+        cfg = self.config
+        return peer_transport(
+            url,
+            timeout_s=cfg.peer_timeout_s,
+            connect_timeout_s=cfg.connect_timeout_s,
+            max_response_bytes=cfg.max_response_bytes,
+        )
+
+    # Store access ------------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the writer thread (the only writer); return its result."""
+        ingest = self.node.ingest
+        if ingest is None:
+            raise UnavailableError("the node is not running")
+        return await ingest.call(fn)
+
+    async def write_store(self, fn: Callable[[Store], T]) -> T:
+        """Run ``fn(writer store)`` on the writer thread."""
+        return await self.write(lambda: fn(self.node.store))
+
+    async def query(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the replay thread (where the replayed states live)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._replay_exec, fn)
+
+    def now(self) -> int:
+        return int(self.node.clock())
+
+    # Pins ----------------------------------------------------------------------------------------
+
+    def peers(self, store: Store | None = None) -> list[PeerPin]:
+        """The configured peers whose pins parse."""
+        pins = [pin_from_row(r) for r in (store or self.reader).peers()]
+        return [p for p in pins if p is not None]
+
+    def trusted_key(self, origin: str) -> PublicKey | None:
+        """The pinned key of ``origin``'s log, or None if this node does not trust it."""
+        return self._trust.logs.get(origin)
+
+    def witness_key(self, name: str) -> PublicKey | None:
+        """The pinned key of witness ``name``, or None."""
+        return self._trust.witnesses.get(name)
+
+    def _compute_trust(self) -> _Trust:
+        own = self.node.key.public_key
+        logs: dict[str, PublicKey] = {self.origin: own}
+        witnesses: dict[str, PublicKey] = {}
+        conflicts: list[str] = []
+        for pin in self.peers(self._rs()):
+            if pin.origin in logs and logs[pin.origin] != pin.key:
+                conflicts.append(f"peer {pin.url} pins {pin.origin} with another key")
+                continue
+            logs[pin.origin] = pin.key
+            witnesses.setdefault(pin.origin, pin.key)
+        changed = True
+        seen: set[tuple[str, str]] = set()
+        while changed:
+            changed = False
+            for origin in list(logs):
+                rep = self._logs.get(origin)
+                if rep is None:
+                    continue
+                for aid, d in rep.state.assemblies.items():
+                    if (origin, aid) in seen:
+                        continue
+                    seen.add((origin, aid))
+                    body = d.event.body
+                    assert isinstance(body, AssemblyBody)
+                    for m in body.members:
+                        key = _key_of(m.key)
+                        if m.origin not in logs:
+                            logs[m.origin] = key
+                            changed = True
+                        elif logs[m.origin] != key:
+                            conflicts.append(
+                                f"assembly {aid} pins {m.origin} with another key than "
+                                "an earlier pin"
+                            )
+                    for w in body.witnesses:
+                        witnesses.setdefault(w.name, _key_of(w.key))
+        return _Trust(logs, witnesses, tuple(conflicts))
+
+    # Replay (replay thread) --------------------------------------------------------------------
+
+    def _refresh_trust(self) -> None:
+        self._trust = self._compute_trust()
+
+    async def refresh_trust(self) -> None:
+        """Recompute the pins from the peers and the replayed logs (cheap; before a round)."""
+        await self.query(self._refresh_trust)
+
+    def _rs(self) -> Store:
+        if self._replay_store is None:
+            self._replay_store = self.node.store.reader()
+        return self._replay_store
+
+    def _leaf_reader(self, origin: str) -> Callable[[int], bytes]:
+        def leaf(index: int) -> bytes:
+            return self._rs().leaf(origin, index)
+
+        return leaf
+
+    def _catch_up(self, origin: str, key: PublicKey) -> None:
+        rs = self._rs()
+        info = rs.log(origin)
+        if info is None:
+            return
+        rep = self._logs.get(origin)
+        key_text = key.to_text()
+        if rep is None or rep.state.key != key_text:
+            rep = _Replayed(State(origin, key_text, leaves=self._leaf_reader(origin)))
+            self._logs[origin] = rep
+        st = rep.state
+        while st.size < info.size:
+            start = st.size
+            leaves = rs.leaves(origin, start, min(info.size, start + 5000))
+            if not leaves:
+                break
+            events: list[Event | None] = []
+            for leaf in leaves:
+                try:
+                    events.append(Event.decode(leaf))
+                except ProtocolError:
+                    events.append(None)
+            oks = self._verify([e for e in events if e is not None])
+            it = iter(oks)
+            for i, (leaf, ev) in enumerate(zip(leaves, events, strict=True)):
+                idx = start + i
+                if ev is None:
+                    rep.findings += st.apply(idx, leaf)
+                    continue
+                rep.findings += st.apply_event(idx, ev, verified=next(it))
+                if ev.type == "seal":
+                    issue = getattr(ev.body, "issue", "")
+                    if st.seals.get(issue) == idx:
+                        rep.at_seal[issue] = st.copy()
+
+    def _verify(self, events: list[Event]) -> list[bool]:
+        pool = self._verify_pool
+        if pool is not None and len(events) >= self.node.config.pool_threshold:
+            return pool.verify(events)
+        return [False] * len(events)  # apply_event(verified=False) verifies each itself
+
+    def replay_all(self) -> _Trust:
+        """Catch every trusted log's replay up with the store and recompute the pins."""
+        for _ in range(8):  # pins grow through assemblies; a few passes reach the fixpoint
+            trust = self._compute_trust()
+            for origin, key in trust.logs.items():
+                self._catch_up(origin, key)
+            again = self._compute_trust()
+            self._trust = again
+            if again.logs.keys() == trust.logs.keys():
+                break
+        return self._trust
+
+    # Adoption and records (replay thread) --------------------------------------------------------
+
+    def _own(self) -> State | None:
+        rep = self._logs.get(self.origin)
+        return None if rep is None else rep.state
+
+    def _adoptions(self) -> list[tuple[str, dict[str, Any]]]:
+        own = self._own()
+        if own is None:
+            return []
+        out = []
+        for aid, d in own.assemblies.items():
+            body = d.event.body
+            assert isinstance(body, AssemblyBody)
+            for m in body.members:
+                if m.origin == self.origin:
+                    continue
+                rep = self._logs.get(m.origin)
+                if rep is None:
+                    continue
+                for iid, idef in rep.state.issues.items():
+                    ib = idef.event.body
+                    assert isinstance(ib, IssueBody)
+                    if ib.assembly != aid or idef.event.author != m.key:
+                        continue
+                    if iid in own.issues or iid in self._adopted:
+                        continue
+                    area = rep.state.areas.get(ib.area)
+                    if area is None:
+                        continue
+                    out.append((iid, {"issue": idef.event.to_dict(), "area": area.event.to_dict()}))
+        return out
+
+    def _issue_defs(self) -> dict[str, tuple[Event, Event]]:
+        """Every issue known in a replayed log, with its assembly's definition."""
+        out: dict[str, tuple[Event, Event]] = {}
+        for rep in self._logs.values():
+            st = rep.state
+            for iid, d in st.issues.items():
+                if iid in out:
+                    continue
+                ib = d.event.body
+                assert isinstance(ib, IssueBody)
+                asm = st.assemblies.get(ib.assembly)
+                if asm is not None:
+                    out[iid] = (d.event, asm.event)
+        return out
+
+    def cosign_facts(self, origin: str, witnesses: dict[str, PublicKey]) -> list[CosignFact]:
+        """Verified cosignatures of ``origin``'s checkpoints by the given witnesses."""
+        rows = (
+            self._rs()
+            .conn.execute(
+                "SELECT size, root, witness, line FROM fed_cosigs WHERE origin = ?", (origin,)
+            )
+            .fetchall()
+        )
+        facts = []
+        for size, root, witness, line in rows:
+            key = witnesses.get(witness)
+            if key is None:
+                continue
+            try:
+                cosig = Cosignature.from_line(line)
+                cosig.verify(Checkpoint(origin, int(size), bytes(root)), key)
+            except CheckpointError:
+                continue
+            facts.append(CosignFact(witness, int(size), cosig.time))
+        return facts
+
+    def _compute_record(self, iid: str, issue_ev: Event, asm_ev: Event) -> _Record | None:
+        ib = issue_ev.body
+        ab = asm_ev.body
+        assert isinstance(ib, IssueBody)
+        assert isinstance(ab, AssemblyBody)
+        now = self.now()
+        witnesses = {w.name: _key_of(w.key) for w in ab.witnesses}
+        rs = self._rs()
+        parts: list[Part] = []
+        states: dict[str, State] = {}
+        for m in ab.members:
+            rep = self._logs.get(m.origin)
+            if rep is None or rep.state.key != m.key:
+                return None
+            facts = self.cosign_facts(m.origin, witnesses)
+            seal = rep.state.seals.get(iid)
+            if seal is not None:
+                snap = rep.at_seal.get(iid)
+                if snap is None:
+                    return None
+                root = rs.root_at(m.origin, seal + 1)
+                part = seal_part(
+                    m.origin, seal, root, facts,
+                    close=ib.closes, grace=ab.grace, k=ab.k, now=now,
+                )  # fmt: skip
+                if part is None:
+                    return None
+                parts.append(part)
+                states[m.origin] = snap
+                continue
+            if now <= ib.closes + ab.grace:
+                return None
+            size = fallback_size(facts, ib.closes, ab.k)
+            if size > rep.state.size:
+                return None  # we do not hold that prefix yet
+            leaves = rs.leaves(m.origin, 0, size)
+            states[m.origin] = replay(m.origin, m.key, leaves).state
+            parts.append(Part(m.origin, size, rs.root_at(m.origin, size), "fallback", ("no_seal",)))
+        try:
+            built = tally_input(iid, states)
+            result = tally(TallyInput.from_dict(built.input))
+        except TallyInputError as exc:
+            log.warning("cannot tally issue %s: %s", iid, exc.message)
+            return None
+        rid = record_id((p.origin, p.size, p.root) for p in parts)
+        return _Record(iid, rid, result.digest, parts, list(built.findings), result.to_dict())
+
+    def _settle(self) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+        """Replay, then what to append: adoptions, and attestations of settled records."""
+        self.replay_all()
+        adoptions = self._adoptions()
+        attests = []
+        own = self._own()
+        for iid, (issue_ev, asm_ev) in self._issue_defs().items():
+            rec = self._records.get(iid)
+            if rec is None:
+                rec = self._compute_record(iid, issue_ev, asm_ev)
+                if rec is None:
+                    continue
+                self._records[iid] = rec
+            attested = own is None or rec.record in own.attestations
+            if not attested and rec.record not in self._attested:
+                attests.append({"record": rec.record, "digest": rec.digest, "issue": iid})
+        return adoptions, attests
+
+    # Ticks -------------------------------------------------------------------------------------
+
+    async def tick(self) -> dict[str, int]:
+        """Replay, adopt, attest, push to witnesses; return counts of what was done."""
+        adoptions, attests = await self.query(self._settle)
+        done = {"adopted": 0, "attested": 0, "cosigned": 0}
+        ingest = self.node.ingest
+        if ingest is None:
+            return done
+        for iid, body in adoptions:
+            self._adopted.add(iid)
+            try:
+                await ingest.append_own("issue.adopt", body)
+                done["adopted"] += 1
+                log.info("adopted issue %s", iid)
+            except LiquideError as exc:
+                log.warning("cannot adopt issue %s: %s", iid, exc.message)
+        for body in attests:
+            self._attested.add(body["record"])
+            try:
+                await ingest.append_own("attest", body)
+                done["attested"] += 1
+                log.info("attested record %s of issue %s: %s", body["record"][:16],
+                         body["issue"][:16], body["digest"][:16])  # fmt: skip
+            except LiquideError as exc:
+                log.warning("cannot attest issue %s: %s", body["issue"], exc.message)
+        done["cosigned"] = await self.push_all()
+        return done
+
+    async def push_all(self) -> int:
+        """Push the latest own checkpoint to every witness; return how many cosigned it."""
+        n = 0
+        for pin in self.peers():
+            wp = self.pusher.ensure(pin, self._transport(pin.url))
+            try:
+                if await self.pusher.push(wp):
+                    n += 1
+            except PeerError as exc:
+                log.info("push to witness %s failed: %s", pin.url, exc.message)
+        return n
+
+    def _transport(self, url: str) -> Transport:
+        sync = self._syncs.get(url)
+        if sync is not None:
+            return sync.client.transport
+        return self._factory(url)
+
+    def _sync_for(self, pin: PeerPin) -> PeerSync:
+        sync = self._syncs.get(pin.url)
+        if sync is None or sync.pin != pin:
+            sync = PeerSync(self, pin, self._factory(pin.url))
+            self._syncs[pin.url] = sync
+        return sync
+
+    async def sync_peer(self, url: str) -> RoundReport:
+        """One round with the configured peer at ``url``; raises PeerError on failure."""
+        pin = next((p for p in self.peers() if p.url == url), None)
+        if pin is None:
+            raise NotFoundError(f"{url} is not a configured peer")
+        report = await self._sync_for(pin).round()
+        self.rounds[url] = self.rounds.get(url, 0) + 1
+        return report
+
+    async def sync_all(self) -> list[RoundReport | LiquideError]:
+        """One round with every configured peer (failures are returned, not raised)."""
+        out: list[RoundReport | LiquideError] = []
+        for pin in self.peers():
+            try:
+                out.append(await self.sync_peer(pin.url))
+                self.peer_ok(pin.url)
+            except LiquideError as exc:
+                self.peer_failed(pin.url, exc.message)
+                out.append(exc)
+        return out
+
+    # Called by sync and witness --------------------------------------------------------------
+
+    def known_proof_ids(self) -> set[str]:
+        return {str(p["id"]) for p in self.reader.proofs()}
+
+    async def store_split_view(self, proof: SplitViewProof) -> bool:
+        """Store a verified split-view proof and freeze its origin's mirror; True if new."""
+        now = self.now()
+        reason = f"split view proven ({proof.kind}): proof {proof.id}"
+
+        def fn(store: Store) -> bool:
+            with store.atomic():
+                new = store.add_proof(proof.id, "split-view", proof.origin, proof.to_dict(), now)
+                if store.log(proof.origin) is not None and proof.origin != self.origin:
+                    store.freeze(proof.origin, reason)
+            return new
+
+        new = await self.write_store(fn)
+        if new:
+            log.warning("%s: %s", proof.origin, reason)
+        return new
+
+    async def keep_checkpoint(self, origin: str, key: PublicKey, sc: SignedCheckpoint) -> None:
+        """Store a verified checkpoint of a size our mirror holds with the same root."""
+        cp = sc.checkpoint
+        if self.reader.checkpoint(origin, cp.size) is not None:
+            return
+        note = SignedCheckpoint(cp, tuple(s for s in sc.signatures if s.name == origin)).to_text()
+        now = self.now()
+
+        def fn(store: Store) -> None:
+            info = store.log(origin)
+            if info is None or info.size < cp.size or store.root_at(origin, cp.size) != cp.root:
+                return
+            with store.atomic():
+                store.add_checkpoint(origin, cp.size, cp.root, note, now)
+
+        await self.write_store(fn)
+
+    async def keep_cosignatures(
+        self, origin: str, sc: SignedCheckpoint, *, only: str | None = None
+    ) -> bool:
+        """Keep the cosignatures on ``sc`` by pinned witnesses; True if one was new.
+
+        The checkpoint must carry ``origin``'s signature by its pinned key.
+        """
+        key = self.trusted_key(origin)
+        if key is None:
+            return False
+        try:
+            cp = sc.verify(origin, key)
+        except CheckpointError:
+            return False
+        lines = []
+        for sig in sc.signatures:
+            if sig.name == origin or (only is not None and sig.name != only):
+                continue
+            wkey = self.witness_key(sig.name)
+            if wkey is None:
+                continue
+            try:
+                cosig = sc.verify_cosignature(sig.name, wkey)
+            except CheckpointError:
+                continue
+            lines.append((sig.name, cosig))
+        if not lines:
+            return False
+        base = SignedCheckpoint(cp, tuple(s for s in sc.signatures if s.name == origin))
+
+        def fn(store: Store) -> bool:
+            new = False
+            for name, cosig in lines:
+                line = cosig.line()
+                note = base.with_signature(line).to_text()
+                new |= self.record_cosignature(
+                    store, note=note, witness=name, cp=cp, line=line, time_=cosig.time
+                )
+            return new
+
+        return await self.write_store(fn)
+
+    def record_cosignature(
+        self, store: Store, *, note: str, witness: str, cp: Checkpoint, line: str, time_: int
+    ) -> bool:
+        """(Writer thread) add a verified cosignature to the feed and beside the checkpoint."""
+        cur = store.conn.execute(
+            "INSERT OR IGNORE INTO fed_cosigs (origin, size, root, witness, line, note, time)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (cp.origin, cp.size, cp.root, witness, line.rstrip("\n"), note, time_),
+        )
+        if cur.rowcount == 1:
+            store.add_cosignature(cp.origin, cp.size, witness, line.rstrip("\n"), time_)
+            return True
+        return False
+
+    async def append_mirror(
+        self,
+        origin: str,
+        key: PublicKey,
+        start: int,
+        leaves: list[bytes],
+        sc: SignedCheckpoint | None,
+    ) -> bool:
+        """Append verified leaves at ``start`` of ``origin``'s mirror (and its checkpoint)."""
+        vkey = key.to_vkey(origin)
+        rows = []
+        for leaf in leaves:
+            try:
+                ev = Event.decode(leaf)
+                rows.append(LeafRow(ev.id, leaf, ev.author, ev.seq, ev.type))
+            except ProtocolError:
+                rows.append(LeafRow(_leaf_id(leaf), leaf))
+        note = None
+        if sc is not None:
+            note = SignedCheckpoint(
+                sc.checkpoint, tuple(s for s in sc.signatures if s.name == origin)
+            ).to_text()
+        now = self.now()
+
+        def fn(store: Store) -> bool:
+            with store.atomic():
+                info = store.ensure_log(origin, own=False, vkey=vkey)
+                if info.frozen or info.size != start:
+                    return False
+                store.append_leaves(origin, rows)
+                if sc is not None and note is not None:
+                    cp = sc.checkpoint
+                    store.add_checkpoint(origin, cp.size, cp.root, note, now)
+            return True
+
+        return await self.write_store(fn)
+
+    def peer_finding(self, url: str, origin: str | None, kind: str, message: str) -> None:
+        """Record a misbehaviour of a peer (not of the log it relayed)."""
+        item = {"peer": url, "origin": origin, "kind": kind, "message": message, "time": self.now()}
+        self.peer_findings.append(item)
+        del self.peer_findings[:-1000]
+        log.warning("peer %s: %s: %s", url, kind, message)
+
+    def peer_failed(self, url: str, message: str) -> None:
+        st = self.peer_state.setdefault(url, {"ok": 0, "failed": 0})
+        st["failed"] += 1
+        st["last_error"] = message
+
+    def peer_ok(self, url: str) -> None:
+        st = self.peer_state.setdefault(url, {"ok": 0, "failed": 0})
+        st["ok"] += 1
+        st["last_ok"] = self.now()
+        st["last_error"] = None
+
+    # Lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Replay what is stored; with ``auto``, start the sync and tick loops."""
+        await self.query(self.replay_all)
+        if self.config.auto:
+            self._tasks.append(asyncio.create_task(self._tick_loop(), name="federation-tick"))
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                self._refresh_loops()
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except LiquideError as exc:
+                log.warning("federation tick failed: %s", exc.message)
+            except Exception:
+                log.exception("federation tick failed")
+            await asyncio.sleep(self.config.tick_interval_s)
+
+    def _refresh_loops(self) -> None:
+        pins = {p.url: p for p in self.peers()}
+        for url in list(self._loops):
+            sync = self._syncs.get(url)
+            if url not in pins or sync is None or sync.pin != pins[url]:
+                self._loops.pop(url).cancel()
+        for url, pin in pins.items():
+            if url not in self._loops:
+                sync = self._sync_for(pin)
+
+                def counted(report: RoundReport, url: str = url) -> None:
+                    self.rounds[url] = self.rounds.get(url, 0) + 1
+
+                self._loops[url] = asyncio.create_task(
+                    run_peer_loop(
+                        sync,
+                        self.config.sync_interval_s,
+                        self.config.backoff_max_s,
+                        on_round=counted,
+                        rng=self._rng,
+                    ),
+                    name=f"sync {url}",
+                )
+
+    async def stop(self) -> None:
+        """Stop the loops, close the transports and the replay thread."""
+        tasks = [*self._tasks, *self._loops.values()]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        self._loops.clear()
+        for sync in self._syncs.values():
+            with contextlib.suppress(Exception):
+                await sync.close()
+        self._syncs.clear()
+        for wp in self.pusher.witnesses.values():
+            with contextlib.suppress(Exception):
+                await wp.transport.close()
+        self.pusher.witnesses.clear()
+        self._replay_exec.shutdown(wait=True)
+        if self._replay_store is not None:
+            self._replay_store.close()
+            self._replay_store = None
+        if self._verify_pool is not None:
+            self._verify_pool.close()
+
+    # Reads for the HTTP API (replay thread) --------------------------------------------------
+
+    def attestations(self, issue: str) -> dict[str, Any]:
+        """Every attestation of ``issue`` known from every replayed log, and whether they agree."""
+        items: list[dict[str, Any]] = []
+        for origin, rep in sorted(self._logs.items()):
+            for rid, att in rep.state.attestations.items():
+                if att.issue == issue:
+                    items.append(
+                        {"origin": origin, "record": rid, "digest": att.digest, "index": att.index}
+                    )
+        records: list[str] = sorted({str(i["record"]) for i in items})
+        by_record = {
+            r: sorted({str(i["digest"]) for i in items if i["record"] == r}) for r in records
+        }
+        disagreements = [{"record": r, "digests": d} for r, d in by_record.items() if len(d) > 1]
+        digests = sorted({str(i["digest"]) for i in items})
+        mine = self._records.get(issue)
+        return {
+            "issue": issue,
+            "attestations": items,
+            "records": records,
+            "agree": bool(items) and len(records) == 1 and len(digests) == 1,
+            "disagreements": disagreements,
+            "split_records": len(records) > 1,
+            "ours": None if mine is None else {"record": mine.record, "digest": mine.digest},
+        }
+
+    def record(self, issue: str) -> dict[str, Any] | None:
+        rec = self._records.get(issue)
+        return None if rec is None else rec.to_dict()
+
+    def findings(self) -> list[dict[str, Any]]:
+        out = []
+        for _origin, rep in sorted(self._logs.items()):
+            out += [f.to_dict() for f in rep.findings]
+        for rec in self._records.values():
+            out += [f.to_dict() for f in rec.findings]
+        return out
+
+    def status(self) -> dict[str, Any]:
+        trust = self._trust
+        return {
+            "origin": self.origin,
+            "trusted": {o: k.to_text() for o, k in sorted(trust.logs.items())},
+            "witnesses": {n: k.to_text() for n, k in sorted(trust.witnesses.items())},
+            "pin_conflicts": list(trust.conflicts),
+            "peers": [
+                {
+                    "url": p.url,
+                    "origin": p.origin,
+                    "rounds": self.rounds.get(p.url, 0),
+                    **self.peer_state.get(p.url, {}),
+                }
+                for p in self.peers(self._rs())
+            ],
+            "pushes": self.pusher.status(),
+            "peer_findings": self.peer_findings[-100:],
+            "replayed": {o: r.state.size for o, r in sorted(self._logs.items())},
+        }
+
+
+def _leaf_id(leaf: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(leaf).hexdigest()
+
+
+# HTTP routes ----------------------------------------------------------------------------------------
+
+FED_KEY = web.AppKey("federation", Federation)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _fed(request: web.Request) -> Federation:
+    return request.app[FED_KEY]
+
+
+def _issue_param(request: web.Request) -> str:
+    issue = request.match_info["issue"]
+    if not _HEX64.match(issue):
+        raise RequestError(f"issue id {issue!r} is not a lower-case hex SHA-256 id")
+    return issue
+
+
+def _int_query(request: web.Request, name: str, default: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"0|[1-9][0-9]{0,15}", raw) or int(raw) > hi:
+        raise RequestError(f"query parameter {name}={raw!r} must be an integer in [0, {hi}]")
+    return int(raw)
+
+
+async def _add_checkpoint(request: web.Request) -> web.Response:
+    return await add_checkpoint_handler(request, _fed(request))
+
+
+async def _cosignatures(request: web.Request) -> web.Response:
+    """``GET /v1/cosignatures?after=SEQ&limit=N``: the feed of verified cosignatures."""
+    fed = _fed(request)
+    after = _int_query(request, "after", 0, 2**53)
+    limit = max(1, _int_query(request, "limit", fed.config.max_feed, fed.config.max_feed))
+    rows = fed.reader.conn.execute(
+        "SELECT seq, origin, size, witness, note, time FROM fed_cosigs WHERE seq > ?"
+        " ORDER BY seq LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    items = [
+        {"seq": r[0], "origin": r[1], "size": r[2], "witness": r[3], "note": r[4], "time": r[5]}
+        for r in rows
+    ]
+    return web.json_response({"cosignatures": items})
+
+
+async def _attestations(request: web.Request) -> web.Response:
+    """``GET /v1/issues/{id}/attestations``: every attestation known, flagged if they differ."""
+    fed = _fed(request)
+    issue = _issue_param(request)
+    return web.json_response(await fed.query(lambda: fed.attestations(issue)))
+
+
+async def _record(request: web.Request) -> web.Response:
+    """``GET /v1/issues/{id}/record``: this node's record of the issue, its parts and flags."""
+    fed = _fed(request)
+    issue = _issue_param(request)
+    rec = await fed.query(lambda: fed.record(issue))
+    if rec is None:
+        raise ConflictError(f"the record of issue {issue} is not complete here yet", code="open")
+    return web.json_response(rec)
+
+
+async def _findings(request: web.Request) -> web.Response:
+    """``GET /v1/findings``: replay findings of every log held (bounded pages)."""
+    fed = _fed(request)
+    offset = _int_query(request, "offset", 0, 2**53)
+    limit = max(1, _int_query(request, "limit", 1000, 10_000))
+    items = await fed.query(fed.findings)
+    return web.json_response(
+        {"findings": items[offset : offset + limit], "total": len(items), "offset": offset}
+    )
+
+
+async def _status(request: web.Request) -> web.Response:
+    """``GET /v1/federation``: pins, peers, witnesses and peer findings."""
+    fed = _fed(request)
+    return web.json_response(await fed.query(fed.status))
+
+
+def install(app: web.Application, node: Node) -> Federation:
+    """Attach the federation to ``node`` and its app: tables, routes and lifecycle.
+
+    The federation starts after the node (it needs the writer) and stops before it.
+    ``node.extra`` may carry ``federation_config`` and ``transport_factory`` (simulations).
+    """
+    config = node.extra.get("federation_config")
+    if not isinstance(config, FederationConfig):
+        config = load_federation_config(node.data_dir)
+    apply_migrations(node.store)
+    fed = Federation(node, config, node.extra.get("transport_factory"))
+    node.extra["federation"] = fed
+    app[FED_KEY] = fed
+    app.router.add_post("/v1/witness/add-checkpoint", _add_checkpoint)
+    app.router.add_get("/v1/cosignatures", _cosignatures)
+    app.router.add_get("/v1/issues/{issue}/attestations", _attestations)
+    app.router.add_get("/v1/issues/{issue}/record", _record)
+    app.router.add_get("/v1/findings", _findings)
+    app.router.add_get("/v1/federation", _status)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await fed.start()
+        yield
+        await fed.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return fed
+
+
+# Admin operations (run on the writer thread, through the admin socket or offline) ------------------
+
+
+def _find_event(store: Store, event_id: str, type_: str) -> Event:
+    if not _HEX64.match(event_id or ""):
+        raise RequestError(f"{event_id!r} is not a lower-case hex event id")
+    rows = store.conn.execute(
+        "SELECT leaf FROM entries WHERE event_id = ? AND type = ?", (event_id, type_)
+    ).fetchall()
+    for (leaf,) in rows:
+        try:
+            ev = Event.decode(bytes(leaf))
+            ev.verify()
+        except LiquideError:
+            continue
+        if ev.id == event_id:
+            return ev
+    raise NotFoundError(
+        f"no {type_} event {event_id} in any log held here; sync with a peer that holds it first"
+    )
+
+
+def assembly_join(w: Writer, assembly: str) -> dict[str, Any]:
+    """Join an assembly defined in another member city's log (carrying its signed definition)."""
+    ev = _find_event(w.store, assembly, "assembly")
+    body = ev.body
+    assert isinstance(body, AssemblyBody)
+    if body.member(w.origin) is None:
+        raise ConflictError(f"{w.origin} is not a member city of assembly {assembly}")
+    acc = w.append_own("assembly.join", {"assembly": ev.to_dict()})
+    return {"event_id": acc.event_id, "index": acc.index, "receipt": acc.receipt}
+
+
+def issue_adopt(w: Writer, issue: str) -> dict[str, Any]:
+    """Adopt an issue defined by another member city (carrying its signed issue and area)."""
+    ev = _find_event(w.store, issue, "issue")
+    body = ev.body
+    assert isinstance(body, IssueBody)
+    area = _find_event(w.store, body.area, "area")
+    assert isinstance(area.body, AreaBody)
+    acc = w.append_own("issue.adopt", {"issue": ev.to_dict(), "area": area.to_dict()})
+    return {"event_id": acc.event_id, "index": acc.index, "receipt": acc.receipt}
+
+
+def check_peer(url: str, origin: str, key: str) -> tuple[str, str, str]:
+    """Validate a peer pin; return ``(url, origin, vkey)``. Raises :class:`RequestError`."""
+    if not isinstance(url, str) or not _URL.match(url):
+        raise RequestError(f"peer URL {url!r} must be http(s)://HOST[:PORT]/")
+    url = url.rstrip("/") + "/"
+    try:
+        if "+" in key:
+            name, pk = PublicKey.from_vkey(key)
+            if name != origin:
+                raise RequestError(
+                    f"the verifier key is named {name!r}, not the peer's origin {origin!r}"
+                )
+        else:
+            pk = PublicKey.from_text(key)
+    except KeyFormatError as exc:
+        raise RequestError(f"peer key {key!r}: {exc.message}") from None
+    try:
+        vkey = pk.to_vkey(origin)
+    except KeyFormatError as exc:
+        raise RequestError(f"peer origin {origin!r}: {exc.message}") from None
+    return url, origin, vkey
+
+
+def peer_add(w: Writer, url: str, origin: str, key: str) -> dict[str, Any]:
+    """Pin a peer by URL with its origin and key (a C2SP verifier key or lqpk1…)."""
+    url, origin, vkey = check_peer(url, origin, key)
+    if origin == w.origin:
+        raise RequestError(f"{origin} is this node's own origin")
+    with w.store.atomic():
+        w.store.add_peer(url, origin, vkey)
+    return {"url": url, "origin": origin, "vkey": vkey}
+
+
+def peer_remove(w: Writer, url: str) -> dict[str, Any]:
+    """Forget a peer."""
+    url = url.rstrip("/") + "/"
+    with w.store.atomic():
+        removed = w.store.remove_peer(url)
+    if not removed:
+        raise NotFoundError(f"{url} is not a configured peer")
+    return {"url": url, "removed": True}
+
+
+def peer_list(w: Writer) -> dict[str, Any]:
+    """Every configured peer with its pin and the outcome of the last round."""
+    return {"peers": w.store.peers()}
+
+
+OPERATIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "assembly.join": assembly_join,
+    "issue.adopt": issue_adopt,
+    "peer.add": peer_add,
+    "peer.remove": peer_remove,
+    "peer.list": peer_list,
+}
+
+
+def register_operations() -> None:
+    """Make the federation's admin operations available to the admin socket."""
+    from . import _registrar
+
+    for name, fn in OPERATIONS.items():
+        _registrar.OPERATIONS.setdefault(name, fn)
+
+
+register_operations()
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1
+) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
