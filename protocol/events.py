@@ -829,7 +829,12 @@ def _carried(value: Any, where: str, type_: str) -> Event:
     """A signed event of another log carried inside a body (a definition); signature unchecked."""
     if type(value) is not dict:
         raise _fail(where, "must be a signed event object")
-    ev = Event.from_dict(value, where)
+    try:
+        ev = Event.from_dict(value, where)
+    except ValidationError as exc:
+        # The reason codes of decoding describe the outer event: a defect of a carried one is
+        # just an invalid field of its body.
+        raise ValidationError(exc.message) from None
     if ev.type != type_:
         raise _fail(f"{where}.type", f"must be {type_!r}")
     return ev

@@ -453,6 +453,14 @@ def test_text_rules_on_bodies_directly() -> None:
     assert AreaBody.from_dict({"assembly": H1, "name": "Écoles"}).name == "Écoles"
 
 
+def test_a_carried_event_defect_is_an_invalid_field() -> None:
+    asm = Author(key("city-b")).sign("assembly", assembly_body([("b.example", pk("city-b"))]))
+    d = {**asm.to_dict(), "type": "vote"}
+    with pytest.raises(ValidationError, match=r"event\.body\.assembly\.type") as exc:
+        Author(key("city-a")).sign("assembly.join", {"assembly": d})
+    assert exc.value.code == "invalid"
+
+
 def test_carried_event_must_have_the_right_type() -> None:
     area = Author(key("city-b")).sign("area", {"assembly": H1, "name": "Culture"})
     with pytest.raises(ValidationError, match=r"event\.body\.assembly\.type: must be 'assembly'"):
