@@ -337,9 +337,16 @@ class MemoryTree:
     __slots__ = ("_levels",)
 
     def __init__(self, leaf_hashes: Iterable[bytes] = ()) -> None:
-        self._levels: list[list[bytes]] = [[]]
-        for h in leaf_hashes:
-            self.append(h)
+        """Build the tree of ``leaf_hashes``, level by level; :class:`ProofError` on a bad hash."""
+        level = [_check_hash(h, f"leaf hash {i}") for i, h in enumerate(leaf_hashes)]
+        self._levels: list[list[bytes]] = [level]
+        while len(level) > 1:
+            # Only complete nodes are kept: an odd last node waits for its sibling.
+            level = [
+                _sha256(b"\x01" + level[i] + level[i + 1]).digest()
+                for i in range(0, len(level) - 1, 2)
+            ]
+            self._levels.append(level)
 
     @property
     def size(self) -> int:

@@ -796,3 +796,17 @@ def test_protocol_md_carries_the_vectors() -> None:
     for e in v["inclusion"]:
         if (e["index"], e["size"]) in {(0, 8), (5, 8), (1, 5)}:
             assert "\n".join(f"    {x}" for x in e["proof_hex"]) in doc
+
+
+def test_memory_tree_built_at_once_equals_one_built_by_appends() -> None:
+    full = small_tree()
+    leaves = [full.leaf(i) for i in range(SMALL)]
+    for n in range(SMALL + 1):
+        t = MemoryTree(leaves[:n])
+        for h_ in leaves[n:]:
+            t.append(h_)
+        for level in range(7):
+            for index in range(SMALL >> level):
+                assert t.node(level, index) == full.node(level, index)
+    with pytest.raises(ProofError, match="leaf hash 1"):
+        MemoryTree([SOME_HASH, b"x"])
