@@ -908,7 +908,7 @@ class Event:
         return cls._from_leaf(leaf, json.loads(leaf), where)
 
     @classmethod
-    def decode(cls, leaf: bytes) -> Event:
+    def decode(cls, leaf: bytes | bytearray | memoryview) -> Event:
         """Decode and validate leaf bytes (no signature check).
 
         Raises :class:`EncodingError` when the bytes are not canonical JSON of the profile and

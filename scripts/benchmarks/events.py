@@ -68,6 +68,7 @@ def _workload(n_citizens: int) -> tuple[SecretKey, list[bytes], list[bytes]]:
     events: list[bytes] = []
     for round_ in range(4):
         for i, sk in enumerate(citizens):
+            body: dict[str, object]
             if round_ in (0, 2):
                 trustees = rnd.sample([t for t in texts[:200] if t != texts[i]], rnd.randint(1, 3))
                 scope, target = ("area", area.id) if round_ == 0 else ("issue", issue.id)
