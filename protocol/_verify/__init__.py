@@ -1,0 +1,1 @@
+"""The observer's verification engine (see :mod:`protocol.verify`)."""
