@@ -1306,7 +1306,10 @@ def _print_status(r: dict[str, Any]) -> None:
     if not r["issues"]:
         out.append("no open issues")
     else:
-        out.append(f"open issues (as of checkpoint {r['as_of_checkpoint']}):")
+        out.append(
+            f"open issues (log of {r['log_size']} entries; signed checkpoint"
+            f" {r['as_of_checkpoint']}):"
+        )
         for i in r["issues"]:
             out.append(f"  {i['title']!r} ({i['id']}), closes {_when(i['closes'])}")
             out.append(f"    {i['text']}")

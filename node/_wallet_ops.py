@@ -671,23 +671,41 @@ async def target_exists(client: NodeClient, target: Target) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedLog:
-    """A log prefix whose leaves hash to the root of a checkpoint signed by a pinned key."""
+    """A log prefix whose leaves hash to the root of a checkpoint signed by a pinned key.
+
+    ``tail`` holds the entries after that checkpoint, when asked for: their signatures are
+    checked by replay, but no signed checkpoint covers them yet.
+    """
 
     origin: str
     key: PublicKey
     checkpoint: SignedCheckpoint
     leaves: tuple[bytes, ...]
+    tail: tuple[bytes, ...] = ()
+
+
+async def _entries(client: NodeClient, origin: str, start: int, end: int) -> list[bytes]:
+    out: list[bytes] = []
+    while start + len(out) < end:
+        page = await client.entries(origin, start + len(out), end)
+        if not page:
+            raise WalletOpsError(
+                f"the node stopped sending entries of {origin} at {start + len(out)}"
+            )
+        out.extend(page)
+    return out[: end - start]
 
 
 async def fetch_verified_log(
-    client: NodeClient, origin: str, key: PublicKey, note: str | None = None
+    client: NodeClient, origin: str, key: PublicKey, *, tail: bool = False
 ) -> VerifiedLog:
-    """Download ``origin``'s log up to its latest (or the given) signed checkpoint and verify it.
+    """Download ``origin``'s log up to its latest signed checkpoint and verify it.
 
-    Raises :class:`ReceiptError` if the checkpoint is not signed by ``key`` or the leaves do not
-    hash to its root, and :class:`WalletOpsError` if the log is too long to download here.
+    With ``tail``, also the entries appended since (see :class:`VerifiedLog`). Raises
+    :class:`ReceiptError` if the checkpoint is not signed by ``key`` or the leaves do not hash to
+    its root, and :class:`WalletOpsError` if the log is too long to download here.
     """
-    text = note if note is not None else await client.checkpoint(origin)
+    text = await client.checkpoint(origin)
     try:
         sc = SignedCheckpoint.parse(text)
         cp = sc.verify(origin, key)
@@ -697,26 +715,26 @@ async def fetch_verified_log(
         ) from None
     if cp.size > MAX_REPLAY_ENTRIES:
         raise WalletOpsError(f"the log of {origin} holds {cp.size} entries: too many to replay")
-    leaves: list[bytes] = []
-    while len(leaves) < cp.size:
-        page = await client.entries(origin, len(leaves), cp.size)
-        if not page:
-            raise WalletOpsError(f"the node stopped sending entries of {origin} at {len(leaves)}")
-        leaves.extend(page)
-    del leaves[cp.size :]
+    leaves = await _entries(client, origin, 0, cp.size)
     if root_from_leaves([leaf_hash(x) for x in leaves]) != cp.root:
         raise ReceiptError(
             f"the entries of {origin} the node sent do not match its signed checkpoint of size"
             f" {cp.size}: the node serves a log other than the one it signed"
         )
-    return VerifiedLog(origin, key, sc, tuple(leaves))
+    extra: list[bytes] = []
+    if tail:
+        sizes = [x.get("size") for x in await client.logs() if x.get("origin") == origin]
+        size = sizes[0] if sizes and type(sizes[0]) is int else cp.size
+        if cp.size < size <= MAX_REPLAY_ENTRIES:
+            extra = await _entries(client, origin, cp.size, size)
+    return VerifiedLog(origin, key, sc, tuple(leaves), tuple(extra))
 
 
 def replay_log(log: VerifiedLog) -> tuple[State, dict[str, State]]:
     """Replay a verified log; return the final state and the state right after each seal."""
     state = State(log.origin, log.key.to_text())
     at_seal: dict[str, State] = {}
-    for i, leaf in enumerate(log.leaves):
+    for i, leaf in enumerate((*log.leaves, *log.tail)):
         before = len(state.seals)
         state.apply(i, leaf)
         if len(state.seals) != before:
@@ -752,7 +770,9 @@ async def _member_parts(
         else:
             if m.origin not in cache:
                 try:
-                    log = await fetch_verified_log(client, m.origin, PublicKey.from_text(m.key))
+                    log = await fetch_verified_log(
+                        client, m.origin, PublicKey.from_text(m.key), tail=not sealed
+                    )
                     cache[m.origin] = replay_log(log)
                 except (PeerError, WalletOpsError, KeyFormatError):
                     cache[m.origin] = None
@@ -872,7 +892,7 @@ async def status_report(
     mine = me.to_text()
     doc = await voter_doc(client, mine)
     node_chain = _head_of(doc.get("head")) if doc else ChainHead()
-    log = await fetch_verified_log(client, pin.origin, pin.key)
+    log = await fetch_verified_log(client, pin.origin, pin.key, tail=True)
     home = replay_log(log)
     state = home[0]
     names = _names(state)
@@ -882,6 +902,7 @@ async def status_report(
         "enrolled": bool(doc and doc.get("enrolled")),
         "chain": {"node": node_chain.to_dict(), "local": local_head.to_dict()},
         "as_of_checkpoint": log.checkpoint.checkpoint.size,
+        "log_size": len(log.leaves) + len(log.tail),
         "delegations": [],
         "ballots": [],
         "issues": [],

@@ -1,0 +1,552 @@
+"""`liquide wallet` online commands and `liquide submit`, through click's runner, against an
+in-process node (``create_app`` served on a loopback port from a background thread).
+
+Each test gets a fresh node with an open issue (``open_civic``) whose clock is the real time at
+the start of the test, so that the events the wallet signs with ``time.time()`` are within the
+node's clock-skew bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from click.testing import CliRunner, Result
+
+from crypto import PublicKey, SecretKey
+from node._registrar import run_operation
+from node._wallet_ops import (
+    NodePin,
+    ReceiptError,
+    Record,
+    WalletOpsError,
+    _cosignatures,
+    parse_grades,
+    parse_target,
+    parse_trustees,
+    verify_receipt,
+)
+from node.cli import main
+from node.server import create_app
+from protocol.checkpoint import Checkpoint, cosign, sign_checkpoint
+from protocol.events import AssemblyBody, Event
+from tests.conftest import FakeClock, open_civic
+
+PW = "correct horse battery staple"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # The node's clock starts at the real time: the wallet stamps events with time.time().
+    return FakeClock(time.time())
+
+
+class ThreadServer:
+    """A started node served by aiohttp on 127.0.0.1:<free port>, on a loop in a thread."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runner, port = self._run(self._start())
+        self.url = f"http://127.0.0.1:{port}"
+
+    def _run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(create_app(self.node), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def writer(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the node's writer thread (between append groups)."""
+        assert self.node.ingest is not None
+        return self._run(self.node.ingest.call(fn))
+
+    def admin(self, op: str, **args: Any) -> dict[str, Any]:
+        """An admin operation (enrol, unenrol, issue.seal, …) through the single writer."""
+        out = self.writer(lambda: run_operation(self.node.writer, op, args))
+        self.writer(self.node.writer.sign_checkpoint)
+        return out
+
+    def close(self) -> None:
+        self._run(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def served(make_node: Callable[..., Any], clock: FakeClock) -> Iterator[Callable[..., Any]]:
+    """``served(citizens=0)``: (ThreadServer, Civic) with an open issue and no citizens."""
+    started: list[ThreadServer] = []
+
+    def make(**settings: Any) -> tuple[ThreadServer, Any]:
+        # Checkpoints are signed by the test (ThreadServer.admin, sign), never by the ticker.
+        settings.setdefault("checkpoint_interval_s", 3600)
+        node = make_node(**settings)
+        civic = open_civic(node, clock, citizens=0)
+        srv = ThreadServer(node)
+        started.append(srv)
+        return srv, civic
+
+    yield make
+    for srv in started:
+        srv.close()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., Result]:
+    """``cli(*args, input=None, **env)``: run ``liquide …`` with a private LIQUIDE_HOME."""
+    runner = CliRunner()
+    base = {
+        "LIQUIDE_HOME": str(tmp_path / "home"),
+        "LIQUIDE_KDF_LEVEL": "min",
+        "LIQUIDE_PASSPHRASE": PW,
+        "LIQUIDE_YES": "1",
+        "LIQUIDE_JSON": None,
+        "LIQUIDE_WALLET_NAME": None,
+    }
+
+    def invoke(*args: str, input: str | None = None, **env: str | None) -> Result:  # noqa: A002
+        return runner.invoke(main, list(args), input=input, env={**base, **env})
+
+    return invoke
+
+
+class Citizen:
+    """A wallet of the runner's LIQUIDE_HOME (``--name``), enrolled at a served node."""
+
+    def __init__(self, cli: Callable[..., Result], srv: ThreadServer, name: str, home: Path):
+        self.cli, self.name = cli, name
+        r = cli("wallet", "new", "--name", name, "--json")
+        assert r.exit_code == 0, r.output
+        self.key = json.loads(r.stdout)["public_key"]
+        self.dir = home / "wallet"
+        srv.admin("enrol", key=self.key, ref=f"ref-{name}")
+        r = cli("wallet", "use", srv.url, "--name", name)
+        assert r.exit_code == 0, r.output
+        assert "fingerprint" in r.stderr
+
+    def __call__(self, *args: str, **kw: Any) -> Result:
+        return self.cli("wallet", *args, "--name", self.name, **kw)
+
+    def ok(self, *args: str, **kw: Any) -> Result:
+        r = self(*args, **kw)
+        assert r.exit_code == 0, (r.stdout, r.stderr)
+        return r
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / f"{self.name}.state.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / f"{self.name}.events.json"
+
+
+@pytest.fixture
+def town(
+    served: Callable[..., Any], cli: Callable[..., Result], tmp_path: Path
+) -> Callable[..., Any]:
+    """``town(*names)``: (server, civic, {name: Citizen}) with every citizen enrolled."""
+
+    def make(*names: str, **settings: Any) -> tuple[ThreadServer, Any, dict[str, Citizen]]:
+        srv, civic = served(**settings)
+        people = {n: Citizen(cli, srv, n, tmp_path / "home") for n in names}
+        return srv, civic, people
+
+    return make
+
+
+def _seal(srv: ThreadServer, issue: str) -> None:
+    srv.admin("issue.seal", issue=issue)
+
+
+# Acting on the home node ------------------------------------------------------------------------
+
+
+def test_delegate_vote_seal_check_names_who_cast_my_weight(town) -> None:
+    srv, civic, p = town("alice", "bob")
+    alice, bob = p["alice"], p["bob"]
+    r = alice.ok("delegate", bob.key, "--area", civic.area)
+    receipt = json.loads(r.stdout)
+    assert receipt["origin"] == srv.node.origin
+    assert "receipt signature verified" in r.stderr
+    bob.ok("vote", civic.issue, "--approve", "yes", "--reject", "no")
+
+    status = json.loads(alice.ok("status", "--json").stdout)
+    assert status["delegations"][0]["trustees"] == [{"key": bob.key, "enrolment": "enrolled"}]
+    (item,) = status["issues"]
+    assert item["flow"]["status"] == "delegated"
+    assert f"weight cast by {bob.key} through your area delegation" in item["text"]
+
+    _seal(srv, civic.issue)
+    r = alice.ok("check")
+    assert "verified (index" in r.stdout
+    assert f"counted, weight cast by {bob.key} through your area delegation" in r.stdout
+    assert "matches the node's" in r.stdout
+    r = bob.ok("check", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is True
+    assert doc["issues"][0]["text"] == "you voted directly with weight 2"
+    assert doc["issues"][0]["digest"] == doc["issues"][0]["node_tally"]
+
+
+def test_block_revoke_and_withdraw(town) -> None:
+    _, civic, p = town("ann", "ben")
+    ann, ben = p["ann"], p["ben"]
+    ann.ok("delegate", ben.key, "--assembly", civic.assembly)
+    ben.ok("vote", civic.issue, "--grade", "yes=+2", "--grade", "no=-1")
+    flow = json.loads(ann.ok("status", "--json").stdout)["issues"][0]
+    assert flow["flow"]["scope"] == "assembly"
+    ann.ok("block", "--area", civic.area)
+    flow = json.loads(ann.ok("status", "--json").stdout)["issues"][0]
+    assert flow["flow"]["reason"] == "blocked"
+    assert "block stops broader delegations" in flow["text"]
+    ann.ok("revoke", "--area", civic.area)
+    assert json.loads(ann.ok("status", "--json").stdout)["issues"][0]["flow"]["status"] == (
+        "delegated"
+    )
+    # Revoking what does not exist is refused before signing.
+    r = ann("revoke", "--issue", civic.issue)
+    assert r.exit_code == 1
+    assert "nothing to revoke" in r.stderr
+    # A vote overrides the delegation; withdrawing lets it apply again.
+    ann.ok("vote", civic.issue, "--approve", "no")
+    assert json.loads(ann.ok("status", "--json").stdout)["issues"][0]["flow"]["status"] == "direct"
+    ann.ok("withdraw", civic.issue)
+    assert json.loads(ann.ok("status", "--json").stdout)["issues"][0]["flow"]["status"] == (
+        "delegated"
+    )
+    r = ann("withdraw", civic.issue)
+    assert r.exit_code == 1
+    assert "nothing to withdraw" in r.stderr
+
+
+def test_confirmation_is_asked_without_yes(town) -> None:
+    _, civic, p = town("amy")
+    amy = p["amy"]
+    r = amy("vote", civic.issue, "--approve", "yes", input="n\n", LIQUIDE_YES=None)
+    assert r.exit_code == 1
+    assert "Vote on 'Tram': Build (yes) +1?" in r.stderr
+    assert not amy.events_path.exists()
+    r = amy("vote", civic.issue, "--approve", "yes", input="y\n", LIQUIDE_YES=None)
+    assert r.exit_code == 0, r.output
+
+
+# Chain state ------------------------------------------------------------------------------------
+
+
+def test_lost_and_stale_chain_state_are_recovered(town) -> None:
+    _, civic, p = town("eve", "fay")
+    eve, fay = p["eve"], p["fay"]
+    eve.ok("delegate", fay.key, "--area", civic.area)
+    stale = eve.state_path.read_text()
+    eve.ok("vote", civic.issue, "--approve", "yes")
+    # Lost: the head comes back from /v1/voters/{key}, silently.
+    eve.state_path.unlink()
+    r = eve.ok("vote", civic.issue, "--approve", "no")
+    assert json.loads(eve.state_path.read_text())["chains"][eve.key]["seq"] == 3
+    # Stale: the node answers 409 naming its head; the wallet recovers and retries once.
+    eve.state_path.write_text(stale)
+    r = eve.ok("vote", civic.issue, "--grade", "yes=+2")
+    assert "local chain state was stale (seq 1)" in r.stderr
+    assert "chain head is seq 3" in r.stderr
+    assert json.loads(eve.state_path.read_text())["chains"][eve.key]["seq"] == 4
+    # status recovers a lost state too.
+    eve.state_path.unlink()
+    r = eve.ok("status")
+    assert "recovered the chain state from the home node: seq 4" in r.stderr
+
+
+# Offline signing and submit ---------------------------------------------------------------------
+
+
+def test_offline_sign_then_submit(town, cli, tmp_path: Path) -> None:
+    srv, civic, p = town("gus")
+    gus = p["gus"]
+    gus.ok("delegate", PublicKey(bytes(32)).to_text(), "--issue", civic.issue)  # seq 1 online
+    srv.writer(srv.node.writer.sign_checkpoint)
+    out = tmp_path / "ballot.json"
+    r = gus.ok("vote", civic.issue, "--approve", "yes", "--offline", str(out))
+    assert json.loads(r.stdout)["seq"] == 2
+    assert "liquide submit" in r.stderr
+    assert (out.stat().st_mode & 0o777) == 0o600
+    ev = Event.decode(out.read_bytes().rstrip(b"\n"))
+    assert ev.type == "ballot"
+    assert ev.seq == 2
+    # An existing file is never replaced.
+    r = gus("vote", civic.issue, "--approve", "yes", "--offline", str(out))
+    assert r.exit_code == 1
+    assert "already exists" in r.stderr
+    # check knows it was never sent.
+    assert "unsent" in gus("check").stdout
+    # A tampered file is refused before anything is sent.
+    bad = tmp_path / "bad.json"
+    doc = json.loads(out.read_text())
+    doc["body"]["grades"]["yes"] = -1
+    bad.write_text(json.dumps(doc, indent=2))
+    r = cli("submit", str(bad), "--name", "gus")
+    assert r.exit_code == 1
+    assert "signature does not verify" in r.stderr
+    r = cli("submit", str(out), "--name", "gus")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["event_id"] == ev.id
+    # Submitting again is idempotent: the same promise.
+    assert (
+        json.loads(cli("submit", str(out), "--name", "gus").stdout)["index"]
+        == (json.loads(r.stdout)["index"])
+    )
+    doc = json.loads(gus.ok("check", "--json").stdout)
+    assert [e["status"] for e in doc["events"]] == ["verified", "pending"]
+    assert "no signed checkpoint covers it yet" in doc["events"][1]["problems"][0]
+    srv.writer(srv.node.writer.sign_checkpoint)
+    doc = json.loads(gus.ok("check", "--json").stdout)
+    assert [e["status"] for e in doc["events"]] == ["verified", "verified"]
+
+
+def test_submit_a_superseded_offline_event(town, cli, tmp_path: Path) -> None:
+    _, civic, p = town("hal")
+    hal = p["hal"]
+    out = tmp_path / "ballot.json"
+    hal.ok("vote", civic.issue, "--approve", "yes", "--offline", str(out))
+    hal.state_path.unlink()  # as if signed on another machine: seq 1 is used online next
+    hal.ok("vote", civic.issue, "--approve", "no")
+    r = cli("submit", str(out), "--name", "hal")
+    assert r.exit_code == 1
+    assert "your chain moved on since it was signed" in r.stderr
+    assert "sign the act again" in r.stderr
+
+
+# Errors -----------------------------------------------------------------------------------------
+
+
+def test_node_down(cli, tmp_path: Path) -> None:
+    assert cli("wallet", "new").exit_code == 0
+    r = cli("wallet", "use", "http://127.0.0.1:9")  # discard port: nothing listens
+    assert r.exit_code == 0
+    assert "could not ask" in r.stderr
+    r = cli("wallet", "vote", "a" * 64, "--approve", "yes")
+    assert r.exit_code == 1
+    assert "cannot reach the home node http://127.0.0.1:9" in r.stderr
+    assert "--offline FILE" in r.stderr
+    # With no home node at all.
+    assert cli("wallet", "new", "--name", "x").exit_code == 0
+    r = cli("wallet", "status", "--name", "x")
+    assert r.exit_code == 1
+    assert "liquide wallet use NODE_URL" in r.stderr
+
+
+def test_bad_ids_unknown_options_and_trustees(town) -> None:
+    _, civic, p = town("ida")
+    ida = p["ida"]
+    r = ida("vote", "not-an-id", "--approve", "yes")
+    assert r.exit_code == 2
+    assert "is not an id" in r.stderr
+    r = ida("vote", "b" * 64, "--approve", "yes")
+    assert r.exit_code == 1
+    assert "is not known at the home node" in r.stderr
+    r = ida("vote", civic.issue, "--approve", "maybe")
+    assert r.exit_code == 2
+    assert "has no option 'maybe'" in r.stderr
+    assert "yes (Build)" in r.stderr
+    r = ida("vote", civic.issue, "--grade", "yes=lots")
+    assert r.exit_code == 2
+    r = ida("vote", civic.issue, "--approve", "yes", "--reject", "yes")
+    assert r.exit_code == 2
+    assert "graded twice" in r.stderr
+    others = [SecretKey.generate().public_key.to_text() for _ in range(9)]
+    r = ida("delegate", *others, "--area", civic.area)
+    assert r.exit_code == 2
+    assert "at most 8" in r.stderr
+    r = ida("delegate", ida.key, "--area", civic.area)
+    assert r.exit_code == 2
+    assert "your own key" in r.stderr
+    r = ida("delegate", "lqpk1nope", "--area", civic.area)
+    assert r.exit_code == 2
+    r = ida("delegate", others[0], "--area", civic.area, "--issue", civic.issue)
+    assert r.exit_code == 2
+    assert "exactly one of" in r.stderr
+    r = ida("delegate", others[0], "--area", "c" * 64)
+    assert r.exit_code == 1
+    assert "area " + "c" * 64 + " is not known" in r.stderr
+    # A scope from the environment yields to the one on the command line.
+    r = ida("delegate", others[0], "--area", civic.area, LIQUIDE_WALLET_ISSUE=civic.issue)
+    assert r.exit_code == 0, r.output
+    assert "not known at your home node" in r.stderr
+
+
+def test_sealed_issue_refuses_votes(town) -> None:
+    srv, civic, p = town("jo")
+    _seal(srv, civic.issue)
+    r = p["jo"]("vote", civic.issue, "--approve", "yes")
+    assert r.exit_code == 1
+    assert "not open for voting: it is sealed" in r.stderr
+
+
+def test_not_enrolled(served, cli) -> None:
+    srv, civic = served()
+    assert cli("wallet", "new").exit_code == 0
+    assert cli("wallet", "use", srv.url).exit_code == 0
+    r = cli("wallet", "vote", civic.issue, "--approve", "yes")
+    assert r.exit_code == 1
+    assert "does not know your key" in r.stderr
+    assert "registrar" in r.stderr
+
+
+def test_corrupted_receipt_fails_check(town) -> None:
+    _, civic, p = town("kim")
+    kim = p["kim"]
+    kim.ok("vote", civic.issue, "--approve", "yes")
+    doc = json.loads(kim.events_path.read_text())
+    sig = doc["events"][0]["receipt"]["sig"]
+    doc["events"][0]["receipt"]["sig"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+    kim.events_path.write_text(json.dumps(doc))
+    r = kim("check")
+    assert r.exit_code == 1
+    assert "does not verify against the pinned key" in r.stdout
+    assert "PROBLEMS FOUND" in r.stdout
+
+
+def test_a_node_key_other_than_the_pinned_one_is_refused(town, cli) -> None:
+    srv, civic, p = town("lea")
+    other = SecretKey.generate().public_key.to_vkey(srv.node.origin)
+    r = cli("wallet", "use", srv.url, "--name", "lea", "--node-key", other)
+    assert r.exit_code == 1
+    assert "not the one you gave" in r.stderr
+    # A pin that no longer matches the node's key: receipts are refused.
+    cfg = p["lea"].dir / "lea.config.json"
+    doc = json.loads(cfg.read_text())
+    doc["node_key"] = other
+    cfg.write_text(json.dumps(doc))
+    r = p["lea"]("vote", civic.issue, "--approve", "yes")
+    assert r.exit_code == 1
+    assert "does not verify against the pinned key" in r.stderr
+    # The node accepted it: the chain head and the record are kept for `check`.
+    assert json.loads(p["lea"].state_path.read_text())["chains"][p["lea"].key]["seq"] == 1
+
+
+# Lost keys, cycles, witnesses -------------------------------------------------------------------
+
+
+def test_lost_key_makes_a_dead_end_that_status_and_check_explain(town, cli) -> None:
+    srv, civic, p = town("mia", "ned")
+    mia, ned = p["mia"], p["ned"]
+    mia.ok("delegate", ned.key, "--area", civic.area)
+    # Ned loses his key: the registrar unenrols it and enrols his new one.
+    srv.admin("unenrol", key=ned.key, ref="lost")
+    r = cli("wallet", "new", "--name", "ned2", "--json")
+    srv.admin("enrol", key=json.loads(r.stdout)["public_key"], ref="ned-again")
+    r = mia.ok("status")
+    assert f"trustee {ned.key} of your area delegation is no longer enrolled" in r.stderr
+    assert "[unenrolled]" in r.stdout
+    _seal(srv, civic.issue)
+    r = mia.ok("check", "--json")
+    text = json.loads(r.stdout)["issues"][0]["text"]
+    assert text.startswith("lost: dead end")
+    assert "no longer enrolled" in text
+    assert "new key" in text
+
+
+def test_cycle_is_reported_as_lost(town) -> None:
+    srv, civic, p = town("ola", "pip")
+    ola, pip = p["ola"], p["pip"]
+    ola.ok("delegate", pip.key, "--area", civic.area)
+    pip.ok("delegate", ola.key, "--area", civic.area)
+    _seal(srv, civic.issue)
+    text = json.loads(ola.ok("check", "--json").stdout)["issues"][0]["text"]
+    assert text.startswith(f"lost: cycle through {pip.key[:14]}")
+
+
+def test_check_reports_missing_cosignatures(served, cli, tmp_path: Path) -> None:
+    srv, _ = served()
+    witness = SecretKey.generate().public_key.to_text()
+    asm = srv.admin("assembly.create", name="Witnessed", witnesses=[["w1.example", witness]], k=1)[
+        "event_id"
+    ]
+    area = srv.admin("area.create", assembly=asm, name="Parks")["event_id"]
+    c = Citizen(cli, srv, "quin", tmp_path / "home")
+    c.ok("delegate", PublicKey(bytes(32)).to_text(), "--area", area)
+    srv.writer(srv.node.writer.sign_checkpoint)
+    doc = json.loads(c.ok("check", "--json").stdout)
+    (event,) = doc["events"]
+    assert event["status"] == "pending"
+    assert "0 of the 1 witness cosignatures" in event["problems"][0]
+
+
+# Pure helpers ---------------------------------------------------------------------------------
+
+
+def test_cosignatures_are_counted_per_pinned_witness() -> None:
+    city = SecretKey.generate()
+    w1, w2 = SecretKey.generate(), SecretKey.generate()
+    cp = Checkpoint("x.example/log", 3, bytes(32))
+    sc = sign_checkpoint(cp, city).with_signature(cosign(cp, "w1", w1, 100))
+    sc = sc.with_signature(cosign(cp, "w2", SecretKey.generate(), 100))  # not w2's key
+    body = AssemblyBody.from_dict(
+        {
+            "name": "A",
+            "members": [{"origin": "x.example/log", "key": city.public_key.to_text()}],
+            "witnesses": [
+                {"name": "w1", "key": w1.public_key.to_text()},
+                {"name": "w2", "key": w2.public_key.to_text()},
+            ],
+            "k": 2,
+            "grace": 0,
+        }
+    )
+    assert _cosignatures(sc, body) == (1, ["w1"])
+
+
+def test_parsers() -> None:
+    me = SecretKey.generate().public_key
+    t = SecretKey.generate().public_key.to_text()
+    assert parse_trustees([t.upper()], me) == (t,)
+    with pytest.raises(ValueError, match="listed twice"):
+        parse_trustees([t, t], me)
+    with pytest.raises(ValueError, match="at least one"):
+        parse_trustees([], me)
+    assert parse_grades(["a=+3", "b=-2", "c=0"], ["d"], ["e"]) == {
+        "a": 3,
+        "b": -2,
+        "c": 0,
+        "d": 1,
+        "e": -1,
+    }
+    with pytest.raises(ValueError, match="out of range"):
+        parse_grades(["a=9999999999"], [], [])
+    assert parse_target(None, "A" * 64, None).to_dict() == {"scope": "area", "target": "a" * 64}
+    with pytest.raises(ValueError, match="exactly one"):
+        parse_target(None, None, None)
+
+
+def test_receipt_verification() -> None:
+    city = SecretKey.generate()
+    pin = NodePin("x.example/log", city.public_key.to_vkey("x.example/log"))
+    from protocol.checkpoint import Receipt
+
+    r = Receipt.create(city, "x.example/log", "d" * 64, 4, time=10).to_dict()
+    assert verify_receipt(r, pin, "d" * 64) == r
+    with pytest.raises(ReceiptError, match="not e"):
+        verify_receipt(r, pin, "e" * 64)
+    forged = Receipt.create(SecretKey.generate(), "x.example/log", "d" * 64, 4, time=10)
+    with pytest.raises(ReceiptError, match="does not verify"):
+        verify_receipt(forged.to_dict(), pin)
+    with pytest.raises(ReceiptError, match="origin"):
+        verify_receipt({**r, "origin": "y.example"}, pin)
+    with pytest.raises(WalletOpsError, match="named"):
+        NodePin("y.example", pin.vkey)
+    with pytest.raises(WalletOpsError, match=r"x\.event"):
+        Record.from_dict({"event": {}, "origin": None, "receipt": None}, "x")
