@@ -1,0 +1,318 @@
+"""Where the web pages get their data: thin wrappers over the node's API helpers and store.
+
+The pages show what the JSON API (:mod:`node._api`) serves, so they read it through the same
+helpers (``_issue_json``, ``_log_json``, ``_compat.tally``…). Each wrapper sits here, in one
+place, so that a change of those helpers' shape is absorbed by one function. Nothing here
+writes: the pages are read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from node import _api, _compat
+from node._node import Node
+from node.errors import NotFoundError, RequestError
+from protocol.events import AttestBody, Event
+
+__all__ = [
+    "AttestationIndex",
+    "area",
+    "areas",
+    "assemblies",
+    "assembly",
+    "counts",
+    "issue",
+    "issues",
+    "logs",
+    "node_of",
+    "peers",
+    "proofs",
+    "record_id",
+    "tally",
+    "voter",
+]
+
+ISSUE_STATES = ("upcoming", "open", "closed", "sealed")
+
+
+def node_of(request: web.Request) -> Node:
+    """The node that serves ``request``."""
+    return _api._node(request)
+
+
+def _rows(node: Node, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    return node.reader.conn.execute(sql, params).fetchall()
+
+
+# Governance ----------------------------------------------------------------------------------
+
+
+def assemblies(node: Node, offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    """The assemblies defined or joined in the own log (as ``GET /v1/assemblies`` lists them)."""
+    rows = _rows(
+        node,
+        "SELECT id, idx, body FROM assemblies ORDER BY idx, id LIMIT ? OFFSET ?",
+        (limit, offset),
+    )
+    return [{"id": r[0], "index": r[1], **json.loads(r[2])} for r in rows]
+
+
+def assembly(node: Node, assembly_id: str) -> dict[str, Any] | None:
+    """One assembly's definition, or None."""
+    rows = _rows(node, "SELECT id, idx, body FROM assemblies WHERE id = ?", (assembly_id,))
+    return None if not rows else {"id": rows[0][0], "index": rows[0][1], **json.loads(rows[0][2])}
+
+
+def areas(
+    node: Node, assembly_id: str | None = None, offset: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """The areas known here, optionally of one assembly (as ``GET /v1/areas``)."""
+    if assembly_id is None:
+        rows = _rows(
+            node,
+            "SELECT id, idx, body FROM areas ORDER BY idx, id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+    else:
+        rows = _rows(
+            node,
+            "SELECT id, idx, body FROM areas WHERE assembly = ? ORDER BY idx, id LIMIT ? OFFSET ?",
+            (assembly_id, limit, offset),
+        )
+    return [{"id": r[0], "index": r[1], **json.loads(r[2])} for r in rows]
+
+
+def area(node: Node, area_id: str) -> dict[str, Any] | None:
+    """One area's definition, or None."""
+    rows = _rows(node, "SELECT id, idx, body FROM areas WHERE id = ?", (area_id,))
+    return None if not rows else {"id": rows[0][0], "index": rows[0][1], **json.loads(rows[0][2])}
+
+
+def issues(
+    node: Node,
+    *,
+    area_id: str | None = None,
+    state: str | None = None,
+    offset: int = 0,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Issues known here with their state, filtered as ``GET /v1/issues`` filters them."""
+    where: list[str] = []
+    params: list[Any] = []
+    if area_id is not None:
+        where.append("area = ?")
+        params.append(area_id)
+    now = int(node.clock())
+    if state is not None:
+        clauses: dict[str, tuple[str, tuple[int, ...]]] = {
+            "sealed": ("sealed_idx IS NOT NULL", ()),
+            "open": ("sealed_idx IS NULL AND opens <= ? AND ? < closes", (now, now)),
+            "closed": ("sealed_idx IS NULL AND closes <= ?", (now,)),
+            "upcoming": ("sealed_idx IS NULL AND ? < opens", (now,)),
+        }
+        if state not in clauses:
+            raise RequestError(
+                f"state={state!r}: use upcoming, open, closed or sealed", code="bad_param"
+            )
+        clause, extra = clauses[state]
+        where.append(clause)
+        params.extend(extra)
+    sql = f"SELECT {_api._ISSUE_COLS} FROM issues"  # noqa: S608 (fixed column list)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY idx DESC, id LIMIT ? OFFSET ?"
+    return [_api._issue_json(node, r) for r in _rows(node, sql, (*params, limit, offset))]
+
+
+def issue(node: Node, issue_id: str) -> dict[str, Any]:
+    """One issue as ``GET /v1/issues/{id}`` serves it (state, counts); NotFoundError if unknown."""
+    out = _api._issue_json(node, _api._issue_row(node, issue_id))
+    out["ballots"] = _rows(node, "SELECT COUNT(*) FROM ballots WHERE issue = ?", (issue_id,))[0][0]
+    out["delegations"] = _rows(
+        node,
+        "SELECT COUNT(*) FROM delegations WHERE scope = 'issue' AND scope_id = ?",
+        (issue_id,),
+    )[0][0]
+    return out
+
+
+def counts(node: Node) -> dict[str, Any]:
+    """Governance counts of the node (as ``liquide node status`` shows them)."""
+    from node._registrar import status_of
+
+    return status_of(node.reader, node.origin)
+
+
+# Logs, peers, proofs ---------------------------------------------------------------------------
+
+
+def logs(node: Node) -> list[dict[str, Any]]:
+    """Every log held, with its latest checkpoint and cosignatures (as ``GET /v1/logs``)."""
+    return [_api._log_json(node, info) for info in node.reader.logs()]
+
+
+def peers(node: Node) -> list[dict[str, Any]]:
+    """The configured peers with their sync status and lag.
+
+    ``status`` is ``ok``, ``behind`` (the mirror holds fewer entries than the peer's log had
+    when last seen), ``error`` (the last round failed) or ``never``; ``lag_entries`` is that
+    shortfall when it is known and ``lag_s`` the time since the last successful round.
+    """
+    now = int(node.clock())
+    out = []
+    for p in node.reader.peers():
+        mirror = node.reader.log(p["origin"])
+        held = 0 if mirror is None else mirror.size
+        cursor = p.get("cursor") or {}
+        seen = cursor.get(p["origin"]) if isinstance(cursor, dict) else None
+        if isinstance(seen, dict):
+            seen = seen.get("size")
+        seen_size = seen if type(seen) is int else None
+        lag_entries = None if seen_size is None else max(0, int(seen_size) - held)
+        last_ok = p.get("last_ok")
+        if p.get("last_error"):
+            status = "error"
+        elif last_ok is None:
+            status = "never"
+        elif lag_entries:
+            status = "behind"
+        else:
+            status = "ok"
+        out.append(
+            {
+                "url": p["url"],
+                "origin": p["origin"],
+                "vkey": p["vkey"],
+                "status": status,
+                "last_ok": last_ok,
+                "last_error": p.get("last_error"),
+                "held": held,
+                "lag_entries": lag_entries,
+                "lag_s": None if last_ok is None else max(0, now - int(last_ok)),
+            }
+        )
+    return out
+
+
+def proofs(node: Node) -> list[dict[str, Any]]:
+    """The proofs of misbehaviour this node holds (as ``GET /v1/proofs``)."""
+    return node.reader.proofs()
+
+
+# Voters --------------------------------------------------------------------------------------
+
+
+def voter(node: Node, key: str) -> dict[str, Any]:
+    """A voter as ``GET /v1/voters/{key}`` serves it; NotFoundError if the key is unknown here."""
+    enrol = _rows(node, "SELECT ref, active, idx FROM enrolments WHERE key = ?", (key,))
+    head = node.reader.head(node.origin, key)
+    if not enrol and head is None:
+        raise NotFoundError(f"{key} is not known at {node.origin}")
+    delegations = [
+        {"scope": r[0], "target": r[1], "trustees": json.loads(r[2]), "index": r[3]}
+        for r in _rows(
+            node,
+            "SELECT scope, scope_id, trustees, idx FROM delegations WHERE author = ?"
+            " ORDER BY scope, scope_id",
+            (key,),
+        )
+    ]
+    ballots = [
+        {"issue": r[0], "grades": json.loads(r[1]), "index": r[2]}
+        for r in _rows(
+            node, "SELECT issue, grades, idx FROM ballots WHERE author = ? ORDER BY idx", (key,)
+        )
+    ]
+    return {
+        "key": key,
+        "origin": node.origin,
+        "enrolled": bool(enrol and enrol[0][1]),
+        "enrolment": None if not enrol else {"ref": enrol[0][0], "index": enrol[0][2]},
+        "delegations": delegations,
+        "ballots": ballots,
+        "head": None if head is None else {"seq": head[0], "event_id": head[1]},
+    }
+
+
+# Tallies -------------------------------------------------------------------------------------
+
+
+def record_id(node: Node, issue_id: str) -> str | None:
+    """The id of the record whose tally the node holds for ``issue_id``, or None (not yet)."""
+    row = node.reader.conn.execute(
+        "SELECT record_id FROM tallies WHERE issue = ? ORDER BY rowid DESC LIMIT 1", (issue_id,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+async def tally(node: Node, issue_id: str) -> dict[str, Any]:
+    """The node's tally of a sealed issue: ``{record, parts, findings, result}``.
+
+    Raises what ``GET /v1/issues/{id}/tally`` raises (a ConflictError while the record is
+    incomplete here).
+    """
+    out = await _compat.tally(node, issue_id)
+    record = out.get("record_id") or out.get("parts_id") or out.get("record")
+    return {**out, "record": record}
+
+
+# Attestations --------------------------------------------------------------------------------
+
+
+@dataclass
+class AttestationIndex:
+    """Attestations found in every log held, scanned incrementally as the logs grow.
+
+    Each ``attest`` leaf is decoded once; a page asks :meth:`of` for one issue and gets every
+    node's attestation of it (one per origin and record: the first in its log counts).
+    """
+
+    scanned: dict[str, int] = field(default_factory=dict)
+    found: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+
+    def refresh(self, node: Node) -> None:
+        """Scan the entries appended since the last call."""
+        for info in node.reader.logs():
+            start = self.scanned.get(info.origin, 0)
+            if info.size <= start:
+                continue
+            rows = node.reader.conn.execute(
+                "SELECT idx, leaf FROM entries WHERE origin = ? AND idx >= ? AND type = 'attest'"
+                " ORDER BY idx",
+                (info.origin, start),
+            ).fetchall()
+            for idx, leaf in rows:
+                try:
+                    ev = Event.decode(bytes(leaf))
+                except Exception:  # noqa: BLE001,S112 (replay reports bad leaves, not the pages)
+                    continue
+                body = ev.body
+                if not isinstance(body, AttestBody):
+                    continue
+                per_issue = self.found.setdefault(body.issue, {})
+                per_issue.setdefault(
+                    (info.origin, body.record),
+                    {
+                        "origin": info.origin,
+                        "record": body.record,
+                        "digest": body.digest,
+                        "index": int(idx),
+                        "author": ev.author,
+                    },
+                )
+            self.scanned[info.origin] = info.size
+
+    def of(self, node: Node, issue_id: str) -> list[dict[str, Any]]:
+        """Every attestation of ``issue_id`` in the logs held, by origin."""
+        self.refresh(node)
+        return sorted(
+            self.found.get(issue_id, {}).values(), key=lambda a: (a["origin"], a["index"])
+        )

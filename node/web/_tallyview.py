@@ -1,0 +1,186 @@
+"""What the issue page shows of a tally, derived once per record and kept in memory.
+
+A :class:`TallyView` is built from the node's tally document (``GET /v1/issues/{id}/tally``):
+the options in Schulze order with their votes and majorities, the voter counts, and the
+delegation flow — the casting voters who carry the most weight, with that weight split into
+their own vote and what reached them through assembly, area and issue delegations. A record
+never changes, so the view is cached by record id (:class:`ViewCache`).
+
+The flow is computed from the result alone: a delegated voter's ``weight`` is its own weight
+plus everything whose path passes through it, and its ``path`` starts at the trustee it passed
+its weight to, so a voter's own weight is its weight minus the weights of the voters whose path
+starts at it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.errors import TallyInputError
+from protocol.tally import OptionResult, TallyResult, VoterResult, explain
+
+__all__ = ["FLOW_TOP", "TallyView", "ViewCache"]
+
+FLOW_TOP = 12
+"""How many casting voters the flow picture shows (the others are summed up)."""
+
+SCOPES = ("assembly", "area", "issue")
+
+
+class _LazyVoters(Mapping[str, VoterResult]):
+    """The result's ``voters`` JSON, parsed one voter at a time on access."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, voter: str) -> VoterResult:
+        return VoterResult.from_dict(self._raw[voter], f"voters.{voter}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+@dataclass(frozen=True, slots=True)
+class TallyView:
+    """The page-ready summary of one record's tally (see the module docstring)."""
+
+    issue: str
+    record: str
+    digest: str
+    winner: str | None
+    status_quo_schulze_rank: int
+    options: tuple[dict[str, Any], ...]
+    voters: dict[str, int]
+    total_weight: int
+    flow: tuple[dict[str, Any], ...]
+    others: dict[str, int]
+    findings: tuple[dict[str, Any], ...]
+    parts: tuple[dict[str, Any], ...]
+    result: TallyResult
+    casting: dict[str, dict[str, int]]
+
+    @classmethod
+    def build(cls, issue: dict[str, Any], doc: dict[str, Any], top: int = FLOW_TOP) -> TallyView:
+        """Derive the view from an issue (``GET /v1/issues/{id}``) and its tally document."""
+        res = doc["result"]
+        raw_voters: Mapping[str, Any] = res["voters"]
+        titles = {o["id"]: o["title"] for o in issue.get("options", [])}
+        order = [o["id"] for o in issue.get("options", [])]
+        options = []
+        for oid, o in res["options"].items():
+            options.append({"id": oid, "title": titles.get(oid, oid), **o})
+        options.sort(
+            key=lambda o: (o["schulze_rank"], order.index(o["id"]) if o["id"] in order else 0)
+        )
+        counts = {"direct": 0, "delegated": 0, "lost": 0, "absent": 0}
+        inflow: dict[str, int] = {}
+        for v in raw_voters.values():
+            s = v["status"]
+            counts[s] += 1
+            if s == "delegated":
+                first = v["path"][0]
+                inflow[first] = inflow.get(first, 0) + v["weight"]
+        casting: dict[str, dict[str, int]] = {}
+        for k, v in raw_voters.items():
+            if v["status"] == "direct":
+                casting.setdefault(k, {"own": 0, "assembly": 0, "area": 0, "issue": 0})
+                casting[k]["own"] += v["weight"] - inflow.get(k, 0)
+            elif v["status"] == "delegated":
+                own = v["weight"] - inflow.get(k, 0)
+                c = v["path"][-1]
+                casting.setdefault(c, {"own": 0, "assembly": 0, "area": 0, "issue": 0})
+                casting[c][v["scope"]] += own
+        weights = {k: raw_voters[k]["weight"] for k in casting}
+        ranked = sorted(casting, key=lambda k: (-weights[k], k))
+        flow = tuple({"voter": k, "weight": weights[k], **casting[k]} for k in ranked[:top])
+        rest = ranked[top:]
+        others = {"count": len(rest), "weight": sum(weights[k] for k in rest)}
+        option_results = {
+            oid: OptionResult.from_dict(o, f"options.{oid}") for oid, o in res["options"].items()
+        }
+        result = TallyResult(
+            voters=_LazyVoters(raw_voters),
+            options=option_results,
+            status_quo_schulze_rank=res["status_quo_schulze_rank"],
+            battles=tuple((b[0], b[1], b[2]) for b in res.get("battles", [])),
+            winner=res.get("winner"),
+            digest=res["digest"],
+        )
+        return cls(
+            issue=issue["id"],
+            record=str(doc.get("record") or res["digest"]),
+            digest=res["digest"],
+            winner=res.get("winner"),
+            status_quo_schulze_rank=res["status_quo_schulze_rank"],
+            options=tuple(options),
+            voters=counts,
+            total_weight=sum(weights.values()),
+            flow=flow,
+            others=others,
+            findings=tuple(doc.get("findings") or ()),
+            parts=tuple(doc.get("parts") or ()),
+            result=result,
+            casting=casting,
+        )
+
+    def explain(self, voter: str) -> dict[str, Any] | None:
+        """How ``voter`` was counted (``protocol.tally.explain``), or None if not a voter here."""
+        try:
+            out = explain(self.result, voter).to_dict()
+        except TallyInputError:
+            return None
+        split = self.casting.get(voter)
+        if split is not None:
+            # The casting voter's weight by origin: own vote, then delegations per scope.
+            out["split"] = dict(split)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON twin's ``tally`` part (the full per-voter result is at ``/v1``)."""
+        return {
+            "record": self.record,
+            "digest": self.digest,
+            "winner": self.winner,
+            "status_quo_schulze_rank": self.status_quo_schulze_rank,
+            "options": list(self.options),
+            "voters": self.voters,
+            "total_weight": self.total_weight,
+            "flow": list(self.flow),
+            "others": self.others,
+            "findings": list(self.findings),
+            "parts": list(self.parts),
+        }
+
+
+class ViewCache:
+    """A small LRU of :class:`TallyView` by record id (records never change)."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._views: OrderedDict[str, TallyView] = OrderedDict()
+
+    def get(self, record: str) -> TallyView | None:
+        """The cached view of ``record``, or None."""
+        view = self._views.get(record)
+        if view is not None:
+            self._views.move_to_end(record)
+        return view
+
+    def put(self, record: str, view: TallyView) -> None:
+        """Keep ``view`` under ``record``, dropping the least recently used beyond the size."""
+        self._views[record] = view
+        self._views.move_to_end(record)
+        while len(self._views) > self.size:
+            self._views.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every view."""
+        self._views.clear()
