@@ -260,9 +260,6 @@ def create_app(node: Node, *, manage: bool = True) -> web.Application:
     from .web import add_routes as add_web_routes
 
     add_web_routes(app)
-    from .web import add_routes as add_web_routes
-
-    add_web_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[RATE_KEY].exempt_hosts = await _peer_hosts(node)
