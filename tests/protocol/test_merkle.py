@@ -810,3 +810,40 @@ def test_memory_tree_built_at_once_equals_one_built_by_appends() -> None:
                 assert t.node(level, index) == full.node(level, index)
     with pytest.raises(ProofError, match="leaf hash 1"):
         MemoryTree([SOME_HASH, b"x"])
+
+
+class CountingReader:
+    """A reader of a virtual tree of any size: counts reads, and checks each is in bounds."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.reads = 0
+
+    def node(self, level: int, index: int) -> bytes:
+        assert level >= 0
+        assert index >= 0
+        assert (index + 1) << level <= self.size, "read outside the tree"
+        self.reads += 1
+        return hashlib.sha256(b"%d/%d" % (level, index)).digest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 2**63 - 1), st.data())
+def test_proofs_read_o_log_n_stored_nodes_within_the_tree(n: int, dd: st.DataObject) -> None:
+    depth = (n - 1).bit_length()
+    r = CountingReader(n)
+    i = dd.draw(st.integers(0, n - 1))
+    proof = inclusion_proof(r, i, n)
+    assert len(proof) <= depth
+    assert r.reads <= 2 * depth + 1
+    r.reads = 0
+    m = dd.draw(st.integers(0, n))
+    assert len(consistency_proof(r, m, n)) <= depth + 1
+    assert r.reads <= 2 * depth + 2
+    r.reads = 0
+    root_at(r, n)
+    assert r.reads == n.bit_count()
+    r.reads = 0
+    cr = CompactRange.from_reader(r, n)
+    assert r.reads == n.bit_count()
+    assert cr.root() == root_at(CountingReader(n), n)
