@@ -47,10 +47,11 @@ from aiohttp import web
 from sqlite_utils.migrations import Migrations
 
 from crypto import KeyFormatError, LiquideError, PublicKey
-from protocol._sync import CosignFact, Part, fallback_size, record_id, seal_part
+from protocol._sync import CosignFact, seal_flags, standin_size
 from protocol.checkpoint import Checkpoint, Cosignature, SignedCheckpoint, SplitViewProof
 from protocol.errors import CheckpointError, ProtocolError, TallyInputError
 from protocol.events import AreaBody, AssemblyBody, Event, IssueBody
+from protocol.record import Record, RecordPart
 from protocol.state import Finding, State, replay, tally_input
 from protocol.tally import TallyInput, tally
 
@@ -248,19 +249,26 @@ class _Trust:
 
 @dataclass
 class _Record:
-    issue: str
-    record: str
+    """This node's record of an issue, the flags of each part, and the tally."""
+
+    record: Record
     digest: str
-    parts: list[Part]
+    flags: dict[str, tuple[str, ...]]
     findings: list[Finding]
     result: dict[str, Any]
 
+    @property
+    def id(self) -> str:
+        return self.record.id
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "issue": self.issue,
-            "record": self.record,
+            "issue": self.record.issue,
+            "record_id": self.record.id,
+            "record": self.record.to_dict(),
+            "flags": {o: list(f) for o, f in sorted(self.flags.items())},
+            "standins": list(self.record.standins()),
             "digest": self.digest,
-            "parts": [p.to_dict() for p in self.parts],
             "findings": [f.to_dict() for f in self.findings],
             "result": self.result,
         }
@@ -525,17 +533,13 @@ class Federation:
                     out[iid] = (d.event, asm.event)
         return out
 
-    def cosign_facts(self, origin: str, witnesses: dict[str, PublicKey]) -> list[CosignFact]:
-        """Verified cosignatures of ``origin``'s checkpoints by the given witnesses."""
-        rows = (
-            self._rs()
-            .conn.execute(
-                "SELECT size, root, witness, line FROM fed_cosigs WHERE origin = ?", (origin,)
-            )
-            .fetchall()
+    def _cosigs(self, origin: str, witnesses: dict[str, PublicKey]) -> list[tuple[CosignFact, str]]:
+        """Verified cosignatures of ``origin``'s checkpoints by the given witnesses, with lines."""
+        rows = self._rs().conn.execute(
+            "SELECT size, root, witness, line FROM fed_cosigs WHERE origin = ?", (origin,)
         )
-        facts = []
-        for size, root, witness, line in rows:
+        out = []
+        for size, root, witness, line in rows.fetchall():
             key = witnesses.get(witness)
             if key is None:
                 continue
@@ -544,8 +548,32 @@ class Federation:
                 cosig.verify(Checkpoint(origin, int(size), bytes(root)), key)
             except CheckpointError:
                 continue
-            facts.append(CosignFact(witness, int(size), cosig.time))
-        return facts
+            out.append((CosignFact(witness, int(size), cosig.time), str(line)))
+        return out
+
+    def _standin(
+        self, origin: str, size: int, cosigs: list[tuple[CosignFact, str]], close: int
+    ) -> str | None:
+        """The stand-in checkpoint text: the log's signed note with the early cosignatures."""
+        row = (
+            self._rs()
+            .conn.execute(
+                "SELECT note FROM fed_cosigs WHERE origin = ? AND size = ? LIMIT 1", (origin, size)
+            )
+            .fetchone()
+        )
+        stored = self._rs().checkpoint(origin, size)
+        text = stored.note if stored is not None else (None if row is None else str(row[0]))
+        if text is None:
+            return None
+        sc = SignedCheckpoint.parse(text)
+        signed = SignedCheckpoint(
+            sc.checkpoint, tuple(s for s in sc.signatures if s.name == origin)
+        )
+        for fact, line in cosigs:
+            if fact.size == size and fact.time < close:
+                signed = signed.with_signature(line)
+        return signed.to_text()
 
     def _compute_record(self, iid: str, issue_ev: Event, asm_ev: Event) -> _Record | None:
         ib = issue_ev.body
@@ -555,44 +583,49 @@ class Federation:
         now = self.now()
         witnesses = {w.name: _key_of(w.key) for w in ab.witnesses}
         rs = self._rs()
-        parts: list[Part] = []
+        parts: list[RecordPart] = []
+        flags: dict[str, tuple[str, ...]] = {}
         states: dict[str, State] = {}
         for m in ab.members:
             rep = self._logs.get(m.origin)
             if rep is None or rep.state.key != m.key:
                 return None
-            facts = self.cosign_facts(m.origin, witnesses)
+            cosigs = self._cosigs(m.origin, witnesses)
+            facts = [f for f, _ in cosigs]
             seal = rep.state.seals.get(iid)
             if seal is not None:
                 snap = rep.at_seal.get(iid)
-                if snap is None:
+                f = seal_flags(facts, seal, close=ib.closes, grace=ab.grace, k=ab.k, now=now)
+                if snap is None or f is None:
                     return None
                 root = rs.root_at(m.origin, seal + 1)
-                part = seal_part(
-                    m.origin, seal, root, facts,
-                    close=ib.closes, grace=ab.grace, k=ab.k, now=now,
-                )  # fmt: skip
-                if part is None:
-                    return None
-                parts.append(part)
+                parts.append(RecordPart(m.origin, seal + 1, root, "seal", seal=seal))
+                flags[m.origin] = f
                 states[m.origin] = snap
                 continue
             if now <= ib.closes + ab.grace:
                 return None
-            size = fallback_size(facts, ib.closes, ab.k)
-            if size > rep.state.size:
-                return None  # we do not hold that prefix yet
-            leaves = rs.leaves(m.origin, 0, size)
-            states[m.origin] = replay(m.origin, m.key, leaves).state
-            parts.append(Part(m.origin, size, rs.root_at(m.origin, size), "fallback", ("no_seal",)))
+            size = standin_size(facts, ib.closes, ab.k)
+            if size is None or size > rep.state.size:
+                return None  # no stand-in (yet), or we do not hold that prefix yet
+            text = self._standin(m.origin, size, cosigs, ib.closes)
+            if text is None:
+                return None
+            parts.append(
+                RecordPart(
+                    m.origin, size, rs.root_at(m.origin, size), "checkpoint", checkpoint=text
+                )
+            )
+            flags[m.origin] = ("no_seal",)
+            states[m.origin] = replay(m.origin, m.key, rs.leaves(m.origin, 0, size)).state
         try:
             built = tally_input(iid, states)
             result = tally(TallyInput.from_dict(built.input))
         except TallyInputError as exc:
             log.warning("cannot tally issue %s: %s", iid, exc.message)
             return None
-        rid = record_id((p.origin, p.size, p.root) for p in parts)
-        return _Record(iid, rid, result.digest, parts, list(built.findings), result.to_dict())
+        record = Record.of(iid, parts)
+        return _Record(record, result.digest, flags, list(built.findings), result.to_dict())
 
     def _settle(self) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
         """Replay, then what to append: adoptions, and attestations of settled records."""
@@ -607,9 +640,9 @@ class Federation:
                 if rec is None:
                     continue
                 self._records[iid] = rec
-            attested = own is None or rec.record in own.attestations
-            if not attested and rec.record not in self._attested:
-                attests.append({"record": rec.record, "digest": rec.digest, "issue": iid})
+            attested = own is None or rec.id in own.attestations
+            if not attested and rec.id not in self._attested:
+                attests.append({"record": rec.id, "digest": rec.digest, "issue": iid})
         return adoptions, attests
 
     # Ticks -------------------------------------------------------------------------------------
@@ -932,7 +965,7 @@ class Federation:
             "agree": bool(items) and len(records) == 1 and len(digests) == 1,
             "disagreements": disagreements,
             "split_records": len(records) > 1,
-            "ours": None if mine is None else {"record": mine.record, "digest": mine.digest},
+            "ours": None if mine is None else {"record": mine.id, "digest": mine.digest},
         }
 
     def record(self, issue: str) -> dict[str, Any] | None:
@@ -1050,6 +1083,26 @@ async def _findings(request: web.Request) -> web.Response:
     )
 
 
+async def _event(request: web.Request) -> web.Response:
+    """``GET /v1/events/{id}``: an event of any log held here, by id (definitions to join)."""
+    fed = _fed(request)
+    event_id = request.match_info["event_id"]
+    if not _HEX64.match(event_id):
+        raise RequestError(f"event id {event_id!r} is not a lower-case hex SHA-256 id")
+    row = fed.reader.conn.execute(
+        "SELECT origin, idx, leaf FROM entries WHERE event_id = ? ORDER BY origin, idx LIMIT 1",
+        (event_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no log held here contains event {event_id}")
+    leaf = bytes(row[2])
+    try:
+        event = Event.decode(leaf).to_dict()
+    except ProtocolError as exc:
+        raise NotFoundError(f"event {event_id} does not decode: {exc.message}") from None
+    return web.json_response({"origin": row[0], "index": row[1], "event": event})
+
+
 async def _status(request: web.Request) -> web.Response:
     """``GET /v1/federation``: pins, peers, witnesses and peer findings."""
     fed = _fed(request)
@@ -1075,6 +1128,7 @@ def install(app: web.Application, node: Node) -> Federation:
     app.router.add_get("/v1/issues/{issue}/record", _record)
     app.router.add_get("/v1/findings", _findings)
     app.router.add_get("/v1/federation", _status)
+    app.router.add_get("/v1/events/{event_id}", _event)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await fed.start()
@@ -1107,9 +1161,30 @@ def _find_event(store: Store, event_id: str, type_: str) -> Event:
     )
 
 
-def assembly_join(w: Writer, assembly: str) -> dict[str, Any]:
-    """Join an assembly defined in another member city's log (carrying its signed definition)."""
-    ev = _find_event(w.store, assembly, "assembly")
+def _given_event(d: Any, event_id: str, type_: str) -> Event:
+    """A signed event handed in (fetched from any node): it must be the one with that id."""
+    try:
+        ev = Event.from_dict(d)
+        ev.verify()
+    except LiquideError as exc:
+        raise RequestError(
+            f"the given {type_} definition is not a valid signed event: {exc}"
+        ) from None
+    if ev.id != event_id or ev.type != type_:
+        raise RequestError(f"the given definition is not the {type_} event {event_id}")
+    return ev
+
+
+def assembly_join(w: Writer, assembly: str, definition: Any = None) -> dict[str, Any]:
+    """Join an assembly defined in another member city's log (carrying its signed definition).
+
+    The definition is looked up in the logs held here, or taken from ``definition`` (the signed
+    event, fetched from any node: its id is the assembly id, so where it came from is moot).
+    """
+    if definition is not None:
+        ev = _given_event(definition, assembly, "assembly")
+    else:
+        ev = _find_event(w.store, assembly, "assembly")
     body = ev.body
     assert isinstance(body, AssemblyBody)
     if body.member(w.origin) is None:

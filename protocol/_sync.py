@@ -2,35 +2,21 @@
 witness-time rules of an issue's record (docs/PROTOCOL.md, section "federation").
 
 * :func:`compare` classifies a verified checkpoint of a peer against the mirror we hold.
-* A city's part of a record is its prefix up to its seal. The clock enters only through
-  witnesses: :func:`witnessed_at` is when ``k`` pinned witnesses had cosigned a checkpoint that
-  covers a leaf; :func:`seal_part` flags a seal witnessed before the close (``early_seal``) or
-  only after close + grace (``late_seal``), and :func:`fallback_size` is the prefix standing in
-  for a city that did not seal by close + grace: the largest size that ``k`` witnesses had
-  vouched for (cosigned it or a larger, consistent checkpoint) before the close.
-* :func:`record_id` is the id of a record: the hex SHA-256 of the canonical list of
-  ``[origin, size, base64 root]`` triples, ordered by origin.
+* A city's part of a record (:mod:`protocol.record`) is its prefix up to its seal. The clock
+  enters only through witnesses: :func:`witnessed_at` is when ``k`` pinned witnesses had
+  cosigned a checkpoint that covers a leaf; :func:`seal_flags` flags a seal witnessed before the
+  close (``early_seal``) or only after close + grace (``late_seal``), and :func:`standin_size`
+  picks the checkpoint standing in for a city that did not seal by close + grace: the largest
+  one that ``k`` witnesses cosigned before the close.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from .encoding import encode
-
-__all__ = [
-    "CosignFact",
-    "Part",
-    "compare",
-    "fallback_size",
-    "record_id",
-    "seal_part",
-    "witnessed_at",
-]
+__all__ = ["CosignFact", "compare", "seal_flags", "standin_size", "witnessed_at"]
 
 
 def compare(
@@ -78,78 +64,43 @@ def witnessed_at(facts: Iterable[CosignFact], index: int, k: int) -> int | None:
     return times[k - 1] if len(times) >= k else None
 
 
-def fallback_size(facts: Iterable[CosignFact], close: int, k: int) -> int:
-    """The largest prefix that ``k`` witnesses vouched for before ``close``.
+def standin_size(facts: Iterable[CosignFact], close: int, k: int) -> int | None:
+    """The size of the stand-in checkpoint of a city that did not seal by close + grace.
 
-    A witness vouches for every prefix of a checkpoint it cosigns (it checked consistency), so
-    this is the k-th largest of each witness's largest size cosigned at a time < ``close``.
-    With ``k`` = 0 no time can be established and the answer is 0 (the city contributes its
-    empty prefix).
+    That is the largest checkpoint size that at least ``k`` distinct witnesses cosigned with a
+    time before ``close`` (:meth:`protocol.record.RecordPart.verify_standin` checks the same).
+    None when there is none, and when ``k`` is 0: without witnesses no time can be established,
+    so the record waits for the seal.
     """
     if k <= 0:
-        return 0
-    best: dict[str, int] = {}
+        return None
+    early: dict[int, set[str]] = {}
     for f in facts:
-        if f.time < close and f.size > best.get(f.witness, -1):
-            best[f.witness] = f.size
-    sizes = sorted(best.values(), reverse=True)
-    return sizes[k - 1] if len(sizes) >= k else 0
+        if f.time < close and f.size > 0:
+            early.setdefault(f.size, set()).add(f.witness)
+    sizes = [size for size, ws in early.items() if len(ws) >= k]
+    return max(sizes) if sizes else None
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One member city's part of a record and how it was chosen."""
+def seal_flags(
+    facts: Sequence[CosignFact], seal_index: int, *, close: int, grace: int, k: int, now: int
+) -> tuple[str, ...] | None:
+    """The flags of a seal at leaf ``seal_index``, or None while it is not settled.
 
-    origin: str
-    size: int
-    root: bytes
-    kind: Literal["seal", "fallback"]
-    flags: tuple[str, ...] = ()
-    witnessed: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "origin": self.origin,
-            "size": self.size,
-            "root": base64.b64encode(self.root).decode("ascii"),
-            "kind": self.kind,
-            "flags": list(self.flags),
-            "witnessed": self.witnessed,
-        }
-
-
-def seal_part(
-    origin: str,
-    seal_index: int,
-    root: bytes,
-    facts: Sequence[CosignFact],
-    *,
-    close: int,
-    grace: int,
-    k: int,
-    now: int,
-) -> Part | None:
-    """The part of a city that sealed at leaf ``seal_index``, or None if not settled yet.
-
-    Flags ``early_seal`` when ``k`` witnesses had cosigned the seal before ``close``, and
-    ``late_seal`` when they did only after ``close + grace``. A seal not yet witnessed by ``k``
-    settles (flagged ``late_seal``, ``unwitnessed``) once ``now`` passes close + grace.
+    ``early_seal`` when ``k`` witnesses had cosigned the seal before ``close``; ``late_seal``
+    when they did only after ``close + grace``. A seal not witnessed by ``k`` yet settles, flagged
+    ``late_seal`` and ``unwitnessed``, once ``now`` passes close + grace. With ``k`` = 0 there is
+    no witness clock and no flag.
     """
+    if k <= 0:
+        return ()
     at = witnessed_at(facts, seal_index, k)
-    flags: list[str] = []
-    if k > 0:
-        if at is None:
-            if now <= close + grace:
-                return None
-            flags += ["late_seal", "unwitnessed"]
-        elif at < close:
-            flags.append("early_seal")
-        elif at > close + grace:
-            flags.append("late_seal")
-    return Part(origin, seal_index + 1, root, "seal", tuple(flags), at)
-
-
-def record_id(parts: Iterable[tuple[str, int, bytes]]) -> str:
-    """The record id: hex SHA-256 of the canonical ``[[origin, size, b64 root], …]`` by origin."""
-    triples = sorted([o, s, base64.b64encode(r).decode("ascii")] for o, s, r in parts)
-    return hashlib.sha256(encode(triples)).hexdigest()
+    if at is None:
+        if now <= close + grace:
+            return None
+        return ("late_seal", "unwitnessed")
+    if at < close:
+        return ("early_seal",)
+    if at > close + grace:
+        return ("late_seal",)
+    return ()

@@ -19,7 +19,7 @@ import pytest
 
 from crypto import SecretKey
 from node._datadir import init_data_dir
-from node._federation import Federation, FederationConfig, peer_add
+from node._federation import Federation, FederationConfig, assembly_join, peer_add
 from node._node import Node
 from node._registrar import area_create, assembly_create, enrol, issue_create
 from node.client import NodeClient
@@ -83,6 +83,10 @@ class SimNode:
     def client(self) -> NodeClient:
         return NodeClient(self.sim.net.transport("http://client.sim/", self.url))
 
+    def client_of(self, other: SimNode) -> NodeClient:
+        """A client from this node to ``other`` (subject to this node's links)."""
+        return NodeClient(self.sim.net.transport(self.url, other.url))
+
     async def submit(self, citizen: str, type_: str, body: dict[str, Any]) -> dict[str, Any]:
         sk = self.citizens[citizen]
         seq, prev = self.heads.get(citizen, (0, None))
@@ -108,6 +112,8 @@ class Sim:
         self.clock = clock or Clock()
         self.net = MemoryNetwork()
         self.nodes: dict[str, SimNode] = {}
+        self.down: set[str] = set()
+        """Names of nodes that neither tick nor sync (crashed, or stuck)."""
         self.fed_config = FederationConfig(auto=False, **fed)
 
     async def add(self, name: str, *, origin: str | None = None) -> SimNode:
@@ -141,27 +147,36 @@ class Sim:
             await self.link(a, b)
         return nodes
 
+    def _live(self) -> list[SimNode]:
+        return [sn for sn in self.nodes.values() if sn.name not in self.down]
+
     async def checkpoint(self) -> None:
-        """Every node seals due issues and signs a checkpoint of its own log if it grew."""
-        for sn in self.nodes.values():
+        """Every live node seals due issues and signs a checkpoint of its own log if it grew."""
+        for sn in self._live():
             assert sn.node.ingest is not None
             await sn.node.ingest.call(sn.node.tick)
 
     async def round(self) -> None:
-        """Every node syncs once with each of its peers."""
-        for sn in self.nodes.values():
+        """Every live node syncs once with each of its peers."""
+        for sn in self._live():
             await sn.fed.sync_all()
 
     async def tick(self) -> None:
         """Checkpoints, then replay, adoption, attestation and pushes, then checkpoints."""
         await self.checkpoint()
-        for sn in self.nodes.values():
+        for sn in self._live():
             await sn.fed.tick()
         await self.checkpoint()
 
-    async def step(self) -> None:
-        await self.tick()
-        await self.round()
+    async def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            await self.tick()
+            await self.round()
+
+    async def join(self, member: SimNode, assembly: str, via: SimNode) -> None:
+        """``member`` joins ``assembly``, fetching its definition from ``via``."""
+        got = await member.client_of(via).get_json(f"/v1/events/{assembly}")
+        await member.admin(assembly_join, assembly, definition=got["event"])
 
     def converged(self) -> bool:
         """Every node holds the same latest checkpoint of every origin any node holds."""

@@ -1,0 +1,152 @@
+"""Assemblies across cities, witnessing, seals, records and attestations in a simulated
+federation: a line A–B–C where A and C are the member cities and B their witness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node._registrar import issue_seal
+from node.client import Response
+from protocol.checkpoint import SignedCheckpoint
+from protocol.record import Record
+
+from .test_federation_harness import Sim, SimNode, make_assembly, make_issue
+
+CLOSE_IN = 100
+GRACE = 60
+
+
+@pytest.fixture
+async def sim(tmp_path: Path):
+    s = Sim(tmp_path)
+    yield s
+    await s.close()
+
+
+async def _setup(
+    sim: Sim, *, k: int = 1, refuse_c: bool = False
+) -> tuple[SimNode, SimNode, SimNode, str, int]:
+    """A–B–C, assembly of A and C witnessed by B, one issue; citizens who vote and delegate.
+
+    With ``refuse_c``, B answers C's pushes with 503 until the test registers B's handler again.
+    """
+    a, b, c = await sim.line(["a", "b", "c"])
+    if refuse_c:
+        handler = sim.net.handlers[b.url]
+
+        async def refuse(req: Any) -> Response:
+            if req.source == c.url and req.path.endswith("add-checkpoint"):
+                return Response(503, b"busy\n")
+            return await handler(req)
+
+        sim.net.register(b.url, refuse)
+        sim.b_handler = handler  # type: ignore[attr-defined]
+    asm = await make_assembly(a, [a, c], [b], k=k, grace=GRACE)
+    await sim.step(2)
+    await sim.join(c, asm, via=b)
+    now = int(sim.clock())
+    _, issue = await make_issue(a, asm, opens=now, closes=now + CLOSE_IN)
+    await sim.step(3)
+    assert issue in c.fed._own().issues  # adopted automatically, through B
+    for name in ("ann", "al"):
+        await a.enrol_citizen(name)
+    for name in ("cat", "cy"):
+        await c.enrol_citizen(name)
+    cat, cy = c.citizens["cat"].public_key.to_text(), c.citizens["cy"].public_key.to_text()
+    # A cross-city ranked delegation, direct ballots on both sides.
+    await a.submit("ann", "delegate", {"scope": "issue", "target": issue, "trustees": [cat, cy]})
+    await a.submit("al", "ballot", {"issue": issue, "grades": {"yes": 1, "no": -1}})
+    await c.submit("cat", "ballot", {"issue": issue, "grades": {"yes": -1, "no": 1}})
+    await c.submit("cy", "ballot", {"issue": issue, "grades": {"yes": 1}})
+    await sim.step(2)
+    return a, b, c, issue, now + CLOSE_IN
+
+
+async def _attestations(sn: SimNode, issue: str) -> dict[str, Any]:
+    return await sn.client().get_json(f"/v1/issues/{issue}/attestations")
+
+
+async def _record(sn: SimNode, issue: str) -> dict[str, Any]:
+    return await sn.client().get_json(f"/v1/issues/{issue}/record")
+
+
+async def test_witness_cosigns_and_cosignatures_are_published(sim: Sim) -> None:
+    a, b, _c, _issue, _close = await _setup(sim)
+    note = await a.client().checkpoint(a.origin)
+    sc = SignedCheckpoint.parse(note)
+    cosig = sc.verify_cosignature(b.origin, b.node.key.public_key)
+    assert cosig.time <= int(sim.clock())
+    # B's view of what it cosigned is the last checkpoint A pushed.
+    logs = {log["origin"]: log for log in await a.client().logs()}
+    assert logs[a.origin]["cosignatures"]
+
+
+async def test_seals_at_close_then_every_node_attests_the_same_record(sim: Sim) -> None:
+    a, b, c, issue, _close = await _setup(sim)
+    sim.clock.advance(CLOSE_IN + 1)
+    await sim.step(4)
+    recs = [await _record(sn, issue) for sn in (a, b, c)]
+    assert len({r["record_id"] for r in recs}) == 1
+    assert len({r["digest"] for r in recs}) == 1
+    record = Record.from_dict(recs[0]["record"])
+    assert record.id == recs[0]["record_id"]
+    assert [p.basis for p in record.parts] == ["seal", "seal"]
+    assert recs[0]["flags"] == {a.origin: [], c.origin: []}
+    await sim.step(2)
+    att = await _attestations(b, issue)
+    assert {x["origin"] for x in att["attestations"]} == {a.origin, b.origin, c.origin}
+    assert att["agree"] and not att["disagreements"]
+    # ann's weight went, through her ranked cross-city delegation, to cat (who voted no).
+    result = recs[0]["result"]
+    assert result["winner"] in (None, "no", "yes")
+
+
+async def test_early_seal_is_flagged(sim: Sim) -> None:
+    a, b, c, issue, _close = await _setup(sim)
+    await a.admin(issue_seal, issue)  # before the close
+    await sim.step(2)  # B cosigns the seal before the close
+    sim.clock.advance(CLOSE_IN + 1)
+    await sim.step(4)
+    rec = await _record(c, issue)
+    assert rec["flags"][a.origin] == ["early_seal"]
+    assert rec["flags"][c.origin] == []
+
+
+async def test_late_seal_is_flagged(sim: Sim) -> None:
+    # B refuses C's pushes until after close + grace: nothing of C is witnessed in time, so no
+    # checkpoint can stand in for C and the record waits for C's seal, then flags it late.
+    a, b, c, issue, _close = await _setup(sim, refuse_c=True)
+    sim.clock.advance(CLOSE_IN + 1)
+    await sim.step(2)  # both seal; A's seal is witnessed in time, C's is not
+    sim.clock.advance(GRACE + 10)
+    sim.net.register(b.url, sim.b_handler)  # type: ignore[attr-defined]
+    await sim.step(4)
+    for sn in (a, b, c):
+        rec = await _record(sn, issue)
+        assert "late_seal" in rec["flags"][c.origin], sn.name
+        assert rec["flags"][a.origin] == []
+        part = Record.from_dict(rec["record"]).part(c.origin)
+        assert part is not None and part.basis == "seal"
+
+
+async def test_missing_seal_is_replaced_by_a_witnessed_checkpoint(sim: Sim) -> None:
+    a, b, c, issue, close = await _setup(sim)
+    sim.down.add("c")  # C never seals
+    sim.clock.advance(CLOSE_IN + 1)
+    await sim.step(2)  # A seals at the close; B cosigns it
+    sim.clock.advance(GRACE)
+    await sim.step(3)
+    recs = [await _record(sn, issue) for sn in (a, b)]
+    assert recs[0]["record_id"] == recs[1]["record_id"]
+    assert recs[0]["flags"][c.origin] == ["no_seal"]
+    assert recs[0]["standins"] == [c.origin]
+    record = Record.from_dict(recs[0]["record"])
+    part = record.part(c.origin)
+    assert part is not None and part.basis == "checkpoint"
+    asm = a.fed._own().assembly(a.fed._own().issue(issue).assembly)
+    part.verify_standin(c.node.key.public_key, asm, close)
+    att = await _attestations(a, issue)
+    assert att["agree"]
