@@ -592,3 +592,14 @@ def test_vectors_check_independently() -> None:
         ev = Event.decode(leaf)
         assert ev.id == v["id"]
         ev.verify()
+
+
+def test_protocol_md_quotes_the_vectors() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    stored = json.loads(VECTORS.read_text())
+    assert stored["city"]["public_key"] in doc
+    assert stored["citizen"]["seed_hex"] in doc
+    for v in stored["events"]:
+        assert v["leaf"] in doc
+        assert v["id"] in doc
+    assert stored["events"][-1]["unsigned"] in doc
