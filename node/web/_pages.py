@@ -90,6 +90,7 @@ def _layout(p: Page, title: str, *body: Child) -> Markup:
             h("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}),
             h("title", None, f"{title} · {t('site')}"),
             h("link", {"rel": "stylesheet", "href": p.css}),
+            h("link", {"rel": "icon", "type": "image/svg+xml", "href": "/static/favicon.svg"}),
             h("link", {"rel": "alternate", "type": "application/json", "href": p.json_href()}),
         ),
         h(
@@ -164,6 +165,7 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
     body: list[Child] = [
         h("h1", None, t("home.title", origin=d["origin"])),
         h("p", {"class_": "lead"}, t("home.lead")),
+        _stats(d["counts"], t),
     ]
     proofs = d["proofs"]
     if proofs:
@@ -298,24 +300,23 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
                 h("p", None, _badge("ok", "✓"), " ", t("home.proofs.none")),
             )
         )
-    c = d["counts"]
-    body.append(
-        h(
-            "p",
-            {"class_": "counts"},
-            t(
-                "home.counts",
-                assemblies=t.num(c.get("assemblies", 0)),
-                areas=t.num(c.get("areas", 0)),
-                issues=t.num(c.get("issues", 0)),
-                sealed=t.num(c.get("sealed", 0)),
-                enrolled=t.num(c.get("enrolled", 0)),
-            ),
-            " ",
-            h("a", {"href": "/issues"}, t("nav.issues")),
-        )
-    )
     return _layout(p, d["origin"], *body)
+
+
+def _stats(c: dict[str, int], t: Translator) -> Markup:
+    def item(href: str | None, label: str, value: Child) -> Markup:
+        text = h("a", {"href": href}, label) if href else label
+        return h("li", None, h("span", {"class_": "stat"}, value), " ", text)
+
+    sealed = f" ({t.num(c.get('sealed', 0))} {t('home.stats.sealed')})"
+    return h(
+        "ul",
+        {"class_": "stats", "aria_label": t("home.stats")},
+        item("/assemblies", t("nav.assemblies"), t.num(c.get("assemblies", 0))),
+        item("/areas", t("nav.areas"), t.num(c.get("areas", 0))),
+        item("/issues", t("nav.issues") + sealed, t.num(c.get("issues", 0))),
+        item(None, t("home.stats.enrolled"), t.num(c.get("enrolled", 0))),
+    )
 
 
 def _peers(peers: Sequence[dict[str, Any]], t: Translator) -> Markup:
@@ -831,12 +832,16 @@ def render_issue(d: dict[str, Any], p: Page) -> Markup:
                 ),
             ),
             (
+                t("issue.policy.label"),
                 t(
                     "issue.policy",
                     rule=pol.get("delegation_rule", "?").upper(),
                     strength=pol.get("defeat_strength", "?"),
                     tie=pol.get("tie_breaking", "?"),
                 ),
+            ),
+            (
+                t("issue.received"),
                 t(
                     "issue.counts",
                     ballots=t.num(i.get("ballots", 0)),

@@ -54,7 +54,9 @@ from ._tallyview import ViewCache
 
 __all__ = ["WEB_KEY", "WebState", "add_routes"]
 
-_CSS_PATH = Path(__file__).with_name("static") / "liquide.css"
+_STATIC = Path(__file__).with_name("static")
+_CSS_PATH = _STATIC / "liquide.css"
+_ICON = (_STATIC / "favicon.svg").read_bytes()
 _HEX = "[0-9a-f]{64}"
 _KEY = "lqpk1[0-9a-z]{20,120}"
 _HTML_LIMIT = 50
@@ -425,6 +427,13 @@ async def css(request: web.Request) -> web.Response:
     return resp
 
 
+async def favicon(request: web.Request) -> web.Response:
+    """``/static/favicon.svg``."""
+    resp = web.Response(body=_ICON, content_type="image/svg+xml")
+    _headers(resp, cache="public, max-age=604800")
+    return resp
+
+
 def add_routes(app: web.Application) -> None:
     """Mount the web pages and their ``.json`` twins on the node's ``app``."""
     app[WEB_KEY] = WebState()
@@ -444,3 +453,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"/voters/{{key:{_KEY}}}", _html_errors(voter))
     r.add_get(f"/voters/{{key:{_KEY}}}.json", voter_json)
     r.add_get("/static/liquide.css", css)
+    r.add_get("/static/favicon.svg", favicon)

@@ -255,12 +255,15 @@ def record_id(node: Node, issue_id: str) -> str | None:
 async def tally(node: Node, issue_id: str) -> dict[str, Any]:
     """The node's tally of a sealed issue: ``{record, parts, findings, result}``.
 
+    ``record`` is the record id and ``parts`` the record's parts (origin, size, root, basis).
     Raises what ``GET /v1/issues/{id}/tally`` raises (a ConflictError while the record is
     incomplete here).
     """
     out = await _compat.tally(node, issue_id)
-    record = out.get("record_id") or out.get("parts_id") or out.get("record")
-    return {**out, "record": record}
+    rec = out.get("record")
+    parts = rec.get("parts", []) if isinstance(rec, dict) else out.get("parts", [])
+    record = out.get("record_id") or out.get("parts_id") or (rec if isinstance(rec, str) else None)
+    return {**out, "record": record, "parts": parts}
 
 
 # Attestations --------------------------------------------------------------------------------
