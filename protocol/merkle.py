@@ -376,12 +376,12 @@ class MemoryTree:
 
     def node(self, level: int, index: int) -> bytes:
         """Return the complete subtree hash at ``(level, index)``; :class:`ProofError` if absent."""
-        try:
-            if level >= 0 and index >= 0:
-                return self._levels[level][index]
-        except IndexError:
-            pass
-        raise ProofError(f"no complete subtree at level {level}, index {index}")
+        levels = self._levels
+        if type(level) is int and type(index) is int and 0 <= level < len(levels):
+            nodes = levels[level]
+            if 0 <= index < len(nodes):
+                return nodes[index]
+        raise ProofError(f"no complete subtree at level {level!r}, index {index!r}")
 
     def leaf(self, index: int) -> bytes:
         """Return the leaf hash at ``index``."""

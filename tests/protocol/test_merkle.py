@@ -644,6 +644,8 @@ def test_generation_rejects_bad_arguments() -> None:
         (lambda: tree.node(0, SMALL), "no complete subtree"),
         (lambda: tree.node(-1, 0), "no complete subtree"),
         (lambda: tree.node(0, -1), "no complete subtree"),
+        (lambda: tree.node("0", 0), "no complete subtree"),  # type: ignore[arg-type]
+        (lambda: tree.node(0, 1.0), "no complete subtree"),  # type: ignore[arg-type]
         (lambda: MemoryTree().append(b""), "32 bytes"),
         (lambda: root_from_leaves([SOME_HASH, "x"]), "leaf hash 1"),  # type: ignore[list-item]
     ]
