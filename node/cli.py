@@ -57,5 +57,11 @@ def _register() -> None:
     main.add_command(node_group)
     main.add_command(admin_group)
 
+    from node._cli_observer import export_cmd, trust_group, verify_cmd
+
+    main.add_command(verify_cmd)
+    main.add_command(export_cmd)
+    main.add_command(trust_group)
+
 
 _register()

@@ -27,6 +27,7 @@ T0 = 1_700_000_000
 OPENS = T0 + 100
 CLOSES = T0 + 1000
 GRACE = 3600
+AFTER_GRACE = CLOSES + GRACE + 60
 A = "a.example/liquide"
 C = "c.example/liquide"
 B = "b.example/liquide"
