@@ -501,6 +501,8 @@ def test_random_inclusion_proofs_in_large_trees(ni: tuple[int, int], dd: st.Data
         leaf = tree.leaf(dd.draw(st.integers(0, BIG - 1).filter(lambda j: j != i)))
     else:
         bad.insert(dd.draw(st.integers(0, len(proof))), SOME_HASH)
+    if i < n and (leaf, bad, root) == (tree.leaf(i), tree.inclusion_proof(i, n), tree.root(n)):
+        return  # the altered claim is an honest one (never seen, but not a failure if it were)
     with pytest.raises(ProofError):
         verify_inclusion(leaf, i, n, bad, root)
 
