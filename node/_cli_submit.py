@@ -22,10 +22,10 @@ import click
 from protocol.events import Event
 
 from ._cli_wallet import (
-    _TIMEOUT,
     Wallet,
     WalletConfig,
     WalletConfigError,
+    _client,
     _current_wallet,
     _name_option,
     _node_key_option,
@@ -44,7 +44,6 @@ from ._wallet_ops import (
     verify_receipt,
 )
 from ._wallet_state import ChainHead
-from .client import NodeClient
 from .errors import ApiError, PeerError
 
 __all__ = ["submit_cmd"]
@@ -116,7 +115,7 @@ def submit_cmd(file: str, name: str, node_url: str | None, node_key: str | None)
     pinned = config.pin() if url == config.node and node_key is None else None
 
     async def go() -> tuple[NodePin, dict[str, Any]]:
-        async with NodeClient(url, timeout=_TIMEOUT) as client:
+        async with _client(url) as client:
             pin = pinned
             if pin is None:
                 pin = await _pin_of(client, url, node_key)

@@ -33,10 +33,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
 import click
 
 from crypto import (
@@ -82,8 +81,10 @@ from ._wallet_ops import (
     write_event_file,
 )
 from ._wallet_state import ChainHead, ChainState, load_chain_state, save_chain_state
-from .client import NodeClient
 from .errors import ApiError, PeerError
+
+if TYPE_CHECKING:
+    from .client import NodeClient
 
 __all__ = ["Wallet", "WalletConfig", "WalletConfigError", "validate_node_url", "wallet"]
 
@@ -686,8 +687,19 @@ def import_cmd(
 
 # The home node ----------------------------------------------------------------------------------
 
-_USE_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
-_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10, sock_read=60)
+
+def _client(url: str, *, quick: bool = False) -> NodeClient:
+    """A client of the node at ``url`` (aiohttp is imported only by the online commands)."""
+    import aiohttp
+
+    from .client import NodeClient
+
+    timeout = (
+        aiohttp.ClientTimeout(total=10, connect=5)
+        if quick
+        else aiohttp.ClientTimeout(total=120, connect=10, sock_read=60)
+    )
+    return NodeClient(url, timeout=timeout)
 
 
 def _say(message: str) -> None:
@@ -754,7 +766,7 @@ def use_cmd(node_url: str, name: str, node_key: str | None) -> None:
         current = WalletConfig()  # a broken config is replaced by this command
 
     async def ask() -> NodePin:
-        async with NodeClient(url, timeout=_USE_TIMEOUT) as client:
+        async with _client(url, quick=True) as client:
             return await _pin_of(client, url, node_key)
 
     pin: NodePin | None
@@ -808,7 +820,7 @@ def _online(w: Wallet, fn: Callable[[NodeClient, NodePin], Awaitable[T]]) -> T:
     config, url = _home(w)
 
     async def main() -> T:
-        async with NodeClient(url, timeout=_TIMEOUT) as client:
+        async with _client(url) as client:
             pin = await _ensure_pin(w, config, client, url)
             return await fn(client, pin)
 
@@ -867,7 +879,7 @@ def _target(assembly: str | None, area: str | None, issue: str | None) -> Target
         raise click.UsageError(str(exc)) from None
 
 
-Precheck = Callable[[NodeClient, PublicKey], Awaitable[list[str]]]
+Precheck = Callable[["NodeClient", PublicKey], Awaitable[list[str]]]
 
 
 def _sign_and_send(

@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from crypto import (
     BadSignatureError,
@@ -73,8 +73,10 @@ from protocol.state import State, tally_input
 from protocol.tally import Explanation, TallyEngine, TallyInput, explain
 
 from ._wallet_state import ChainHead
-from .client import NodeClient
 from .errors import ApiError, PeerError
+
+if TYPE_CHECKING:
+    from .client import NodeClient
 
 __all__ = [
     "EVENT_STORE_VERSION",
@@ -819,11 +821,13 @@ def explain_text(e: Explanation, states: Sequence[State], *, future: bool = Fals
             f" (your {e.scope} delegation is overridden)" if e.scope else ""
         )
     if e.status == "delegated":
-        caster = e.path[-1] if e.path else "?"
-        via = e.path[1:-1]
-        hops = f" via {' → '.join(short(x) for x in via)}" if via else ""
+        # The path may or may not start with the voter: take the hops after them.
+        hops = [x for x in e.path if x != me]
+        caster = hops[-1] if hops else "?"
+        via = hops[:-1]
+        through = f" via {' → '.join(short(x) for x in via)}" if via else ""
         verb = "would be counted" if future else "counted"
-        return f"{verb}, weight cast by {caster} through your {e.scope} delegation{hops}" + note
+        return f"{verb}, weight cast by {caster} through your {e.scope} delegation{through}" + note
     if e.status == "lost":
         chain = [x for x in e.path if x != me]
         if e.reason == "cycle":
