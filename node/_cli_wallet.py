@@ -58,6 +58,7 @@ from ._wallet_ops import (
     EventStore,
     NodePin,
     Record,
+    SeenCheckpoints,
     Sent,
     Target,
     WalletOpsError,
@@ -198,6 +199,10 @@ class Wallet:
     def events(self) -> EventStore:
         """The record of signed events (created on first write)."""
         return EventStore(self.events_path)
+
+    def seen(self) -> SeenCheckpoints:
+        """The latest home-log checkpoint this wallet verified."""
+        return SeenCheckpoints(self.directory / f"{self.name}.seen.json")
 
     def keystore(self) -> Keystore:
         """Read the keystore; raise a :class:`~crypto.KeystoreError` with a hint when unusable."""
@@ -1275,10 +1280,15 @@ def status_cmd(name: str, as_json: bool) -> None:
     state = w.chain_state()
     local = state.head(me)
 
+    seen = w.seen().load()
+
     async def go(client: NodeClient, pin: NodePin) -> tuple[dict[str, Any], list[str]]:
-        return await status_report(client, pin, me, local_head=local, now=int(time.time()))
+        return await status_report(
+            client, pin, me, local_head=local, now=int(time.time()), seen=seen
+        )
 
     report, warnings = _online(w, go)
+    w.seen().save(seen)
     node_head = ChainHead.from_dict(report["chain"]["node"])
     if node_head.seq > local.seq:
         w.save_chain_state(state.with_head(me, node_head))
@@ -1345,10 +1355,13 @@ def check_cmd(name: str, as_json: bool) -> None:
     me = w.keystore().public
     records = w.events().load()
 
+    seen = w.seen().load()
+
     async def go(client: NodeClient, pin: NodePin) -> dict[str, Any]:
-        return await check_report(client, pin, me, records)
+        return await check_report(client, pin, me, records, seen=seen)
 
     report = _online(w, go)
+    w.seen().save(seen)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -85,6 +85,7 @@ __all__ = [
     "NotEnrolledError",
     "ReceiptError",
     "Record",
+    "SeenCheckpoints",
     "Sent",
     "Target",
     "VerifiedLog",
@@ -698,14 +699,73 @@ async def _entries(client: NodeClient, origin: str, start: int, end: int) -> lis
     return out[: end - start]
 
 
+@dataclass(frozen=True, slots=True)
+class SeenCheckpoints:
+    """``<wallet>.seen.json``: the latest checkpoint of the home log this wallet verified.
+
+    A later checkpoint must extend it: a log that shrinks or rewrites what a wallet already saw
+    is caught even if every checkpoint is validly signed (a split view, seen from one wallet).
+    File: ``{"version": 1, "logs": {origin: {"size": n, "root": base64}}}``.
+    """
+
+    path: Path
+
+    def load(self) -> dict[str, tuple[int, bytes]]:
+        """The remembered ``(size, root)`` per origin (empty if the file is missing or bad)."""
+        try:
+            doc = json.loads(self.path.read_bytes()[: 1 << 20].decode("utf-8"))
+            return {
+                str(o): (int(v["size"]), base64.b64decode(v["root"], validate=True))
+                for o, v in doc["logs"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def save(self, seen: Mapping[str, tuple[int, bytes]]) -> None:
+        """Write the remembered checkpoints atomically (mode 0600)."""
+        logs = {
+            o: {"size": n, "root": base64.b64encode(r).decode("ascii")}
+            for o, (n, r) in sorted(seen.items())
+        }
+        data = json.dumps({"version": 1, "logs": logs}, indent=1) + "\n"
+        write_private_file(self.path, data.encode(), overwrite=True)
+
+
+def _extends(origin: str, leaves: Sequence[bytes], cp: Checkpoint, seen: tuple[int, bytes]) -> None:
+    old_size, old_root = seen
+    if cp.size < old_size:
+        raise ReceiptError(
+            f"the latest checkpoint of {origin} has {cp.size} entries, but this wallet verified"
+            f" one of {old_size} before: the log went back",
+            hint="the node may be showing you a different history: keep this wallet's files and"
+            " report it to an observer",
+            code="log_rollback",
+        )
+    if root_from_leaves([leaf_hash(x) for x in leaves[:old_size]]) != old_root:
+        raise ReceiptError(
+            f"the log of {origin} does not extend the checkpoint of size {old_size} this wallet"
+            " verified before: the node rewrote its history (a split view)",
+            hint="keep this wallet's files (they hold both signed views) and report it to an"
+            " observer",
+            code="split_view",
+        )
+
+
 async def fetch_verified_log(
-    client: NodeClient, origin: str, key: PublicKey, *, tail: bool = False
+    client: NodeClient,
+    origin: str,
+    key: PublicKey,
+    *,
+    tail: bool = False,
+    seen: dict[str, tuple[int, bytes]] | None = None,
 ) -> VerifiedLog:
     """Download ``origin``'s log up to its latest signed checkpoint and verify it.
 
-    With ``tail``, also the entries appended since (see :class:`VerifiedLog`). Raises
-    :class:`ReceiptError` if the checkpoint is not signed by ``key`` or the leaves do not hash to
-    its root, and :class:`WalletOpsError` if the log is too long to download here.
+    With ``tail``, also the entries appended since (see :class:`VerifiedLog`). With ``seen``,
+    the log must extend the checkpoint remembered for ``origin``, and ``seen`` is updated.
+    Raises :class:`ReceiptError` if the checkpoint is not signed by ``key``, the leaves do not
+    hash to its root or the log does not extend what was seen, and :class:`WalletOpsError` if
+    the log is too long to download here.
     """
     text = await client.checkpoint(origin)
     try:
@@ -723,6 +783,10 @@ async def fetch_verified_log(
             f"the entries of {origin} the node sent do not match its signed checkpoint of size"
             f" {cp.size}: the node serves a log other than the one it signed"
         )
+    if seen is not None:
+        if origin in seen:
+            _extends(origin, leaves, cp, seen[origin])
+        seen[origin] = (cp.size, cp.root)
     extra: list[bytes] = []
     if tail:
         sizes = [x.get("size") for x in await client.logs() if x.get("origin") == origin]
@@ -883,7 +947,13 @@ def _names(state: State) -> dict[str, str]:
 
 
 async def status_report(
-    client: NodeClient, pin: NodePin, me: PublicKey, *, local_head: ChainHead, now: int
+    client: NodeClient,
+    pin: NodePin,
+    me: PublicKey,
+    *,
+    local_head: ChainHead,
+    now: int,
+    seen: dict[str, tuple[int, bytes]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The citizen's delegations per scope and, for each open issue, where their weight flows.
 
@@ -896,7 +966,7 @@ async def status_report(
     mine = me.to_text()
     doc = await voter_doc(client, mine)
     node_chain = _head_of(doc.get("head")) if doc else ChainHead()
-    log = await fetch_verified_log(client, pin.origin, pin.key, tail=True)
+    log = await fetch_verified_log(client, pin.origin, pin.key, tail=True, seen=seen)
     home = replay_log(log)
     state = home[0]
     names = _names(state)
@@ -1036,6 +1106,10 @@ async def _check_record(
         "problems": [],
     }
     problems: list[str] = out["problems"]
+    if rec.origin is not None and rec.origin != pin.origin:
+        out["status"] = "elsewhere"
+        problems.append(f"sent to {rec.origin}, not the current home node: not checked here")
+        return out
     if rec.receipt is None:
         out["status"] = "unsent"
         problems.append("signed offline and never submitted: run `liquide submit FILE`")
@@ -1110,7 +1184,12 @@ def _intent(records: Sequence[Record], issue_id: str, seal: int) -> str | None:
 
 
 async def check_report(
-    client: NodeClient, pin: NodePin, me: PublicKey, records: Sequence[Record]
+    client: NodeClient,
+    pin: NodePin,
+    me: PublicKey,
+    records: Sequence[Record],
+    *,
+    seen: dict[str, tuple[int, bytes]] | None = None,
 ) -> dict[str, Any]:
     """Verify each recorded event's inclusion, and how each sealed tally counted the citizen.
 
@@ -1119,7 +1198,7 @@ async def check_report(
     ballot not counted as a direct vote).
     """
     mine = me.to_text()
-    log = await fetch_verified_log(client, pin.origin, pin.key)
+    log = await fetch_verified_log(client, pin.origin, pin.key, seen=seen)
     home = replay_log(log)
     state = home[0]
     events = [await _check_record(client, pin, r, state) for r in records]
@@ -1178,7 +1257,7 @@ async def check_report(
                 f"the node's published tally (digest {node_digest}) differs from the one"
                 f" recomputed from its signed log ({digest})"
             )
-    ok = all(e["status"] in ("verified", "pending", "unsent") for e in events) and all(
+    ok = all(e["status"] in ("verified", "pending", "unsent", "elsewhere") for e in events) and all(
         i["status"] != "failed" for i in issues
     )
     return {

@@ -438,6 +438,28 @@ def test_a_node_key_other_than_the_pinned_one_is_refused(town, cli) -> None:
     assert json.loads(p["lea"].state_path.read_text())["chains"][p["lea"].key]["seq"] == 1
 
 
+def test_a_log_that_does_not_extend_what_the_wallet_saw_fails(town) -> None:
+    _, civic, p = town("ray")
+    ray = p["ray"]
+    ray.ok("vote", civic.issue, "--approve", "yes")
+    ray.ok("check")
+    seen = ray.dir / "ray.seen.json"
+    doc = json.loads(seen.read_text())
+    (origin,) = doc["logs"]
+    good = dict(doc["logs"][origin])
+    doc["logs"][origin] = {"size": 2, "root": "A" * 43 + "="}
+    seen.write_text(json.dumps(doc))
+    r = ray("check")
+    assert r.exit_code == 1
+    assert "does not extend the checkpoint of size 2" in r.stderr
+    assert "split view" in r.stderr
+    doc["logs"][origin] = {**good, "size": good["size"] + 5}
+    seen.write_text(json.dumps(doc))
+    r = ray("status")
+    assert r.exit_code == 1
+    assert "the log went back" in r.stderr
+
+
 # Lost keys, cycles, witnesses -------------------------------------------------------------------
 
 
