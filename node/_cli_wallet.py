@@ -1,20 +1,24 @@
-"""``liquide wallet …``: the citizen's keys, home node, and (later) delegations and ballots.
+"""``liquide wallet …``: the citizen's keys, home node, delegations and ballots.
 
 This module is the CLI edge of the wallet. The key file format and its checks live in
 :mod:`crypto` (``Keystore``, ``read_keystore``, ``write_private_file``); the chain heads used to
-build events live in :mod:`node._wallet_state`; where files go is :mod:`node._paths`.
+build events live in :mod:`node._wallet_state`; building, signing, submitting and verifying are
+:mod:`node._wallet_ops`; where files go is :mod:`node._paths`.
 
 Files, in the wallet directory (``$LIQUIDE_HOME/wallet`` or ``$XDG_DATA_HOME/liquide/wallet``),
-one set per wallet name (``--name``, default ``default``):
+one set per wallet name (``--name``, default ``default``), all mode 0600:
 
-* ``<name>.key``          the encrypted keystore (mode 0600);
-* ``<name>.config.json``  the wallet's settings: ``{"version": 1, "node": URL | null}``;
-* ``<name>.state.json``   the chain heads (seq, prev) of the key, for the online commands.
+* ``<name>.key``          the encrypted keystore;
+* ``<name>.config.json``  the settings: ``{"version": 1, "node": URL | null}``, plus
+  ``"origin"`` and ``"node_key"`` once the home node's key is pinned;
+* ``<name>.state.json``   the chain heads (seq, prev) of the key;
+* ``<name>.events.json``  every event signed, with the node's receipt (for ``check``);
+* ``<name>.seen.json``    the latest home-log checkpoint verified (later ones must extend it).
 
-Commands now: ``new``, ``show``, ``export``, ``import``, ``use``. The online commands
-(``delegate``, ``block``, ``revoke``, ``vote``, ``withdraw``, ``status``, ``check``, ``submit``)
-are added to the same :data:`wallet` group; they get the key with :meth:`Wallet.unlock`, the
-home node with :meth:`Wallet.config`, and the chain heads with :meth:`Wallet.chain_state`.
+Offline commands: ``new``, ``show``, ``export``, ``import``; ``use`` sets the home node and pins
+its key. Online commands: ``delegate``, ``block``, ``revoke``, ``vote``, ``withdraw`` (each with
+``--offline FILE`` to sign without sending; ``liquide submit FILE`` in :mod:`node._cli_submit`
+sends it later), and the read commands ``status`` and ``check``.
 
 Conventions: data on stdout, prompts and diagnostics on stderr; exit 0 ok, 1 failure, 2 usage;
 ``--yes`` skips confirmations; every option has an environment variable (shown in ``--help``).
