@@ -949,6 +949,18 @@ def _sign_and_send(
         return sent, sent.verify(pin)
 
     sent, receipt = _online(w, go)
+    if sent.recovered:
+        lost = [
+            r.event.seq
+            for r in w.events().load()
+            if not r.submitted and r.event.seq <= sent.event.seq
+        ]
+        if lost:
+            _say(
+                "warning: the events signed offline at seq "
+                + ", ".join(map(str, sorted(lost)))
+                + " were never submitted and can no longer be: sign those acts again"
+            )
     _say(
         f"{describe_event(sent.event)}: accepted at index {receipt.get('index')} of"
         f" {receipt.get('origin')} (seq {sent.event.seq}); receipt signature verified"
@@ -1299,6 +1311,13 @@ def status_cmd(name: str, as_json: bool) -> None:
         _say(f"recovered the chain state from the home node: seq {node_head.seq}")
     for line in warnings:
         _say(f"warning: {line}")
+    unsent = [r.event.seq for r in w.events().load() if not r.submitted]
+    if unsent:
+        _say(
+            "note: events signed offline and not submitted yet (seq "
+            + ", ".join(map(str, unsent))
+            + "): send them with `liquide submit FILE`"
+        )
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

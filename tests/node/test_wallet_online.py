@@ -322,8 +322,15 @@ def test_submit_a_superseded_offline_event(town, cli, tmp_path: Path) -> None:
     hal = p["hal"]
     out = tmp_path / "ballot.json"
     hal.ok("vote", civic.issue, "--approve", "yes", "--offline", str(out))
+    assert "not submitted yet (seq 1)" in hal.ok("status").stderr
     hal.state_path.unlink()  # as if signed on another machine: seq 1 is used online next
     hal.ok("vote", civic.issue, "--approve", "no")
+    # The wallet ahead of the node (an unsent offline event): recovered, and it says so.
+    out2 = tmp_path / "later.json"
+    hal.ok("vote", civic.issue, "--grade", "yes=+3", "--offline", str(out2))
+    r = hal.ok("vote", civic.issue, "--grade", "yes=+4")
+    assert "recovered it and signed again at seq 2" in r.stderr
+    assert "signed offline at seq 1, 2 were never submitted" in r.stderr
     r = cli("submit", str(out), "--name", "hal")
     assert r.exit_code == 1
     assert "your chain moved on since it was signed" in r.stderr
