@@ -47,11 +47,9 @@ from crypto import (
     SecretKey,
     write_private_file,
 )
-from protocol import encoding
 from protocol.checkpoint import Checkpoint, Receipt, SignedCheckpoint
 from protocol.errors import (
     CheckpointError,
-    EncodingError,
     ProofError,
     ProtocolError,
     TallyInputError,
@@ -340,8 +338,7 @@ async def fetch_pin(client: NodeClient) -> NodePin:
 def verify_receipt(doc: object, pin: NodePin, event_id: str | None = None) -> dict[str, Any]:
     """Check a receipt's signature by the pinned key (and its event id); return it.
 
-    Accepts the protocol's :class:`~protocol.checkpoint.Receipt` form and the node's bare
-    ``{origin, event_id, index, sig}`` form (same context, canonical unsigned dict). Raises
+    ``doc`` is a :class:`~protocol.checkpoint.Receipt` in its dict form. Raises
     :class:`ReceiptError` naming what is wrong.
     """
     if not isinstance(doc, dict):
@@ -356,10 +353,7 @@ def verify_receipt(doc: object, pin: NodePin, event_id: str | None = None) -> di
             hint="the node answered about another event",
         )
     try:
-        if "v" in doc:
-            Receipt.from_dict(doc).verify(pin.key)
-        else:
-            _verify_bare_receipt(doc, pin.key)
+        Receipt.from_dict(doc).verify(pin.key)
     except (ValidationError, CheckpointError) as exc:
         raise ReceiptError(
             f"the receipt of event {str(doc.get('event_id'))[:16]}… does not verify against the"
@@ -368,23 +362,6 @@ def verify_receipt(doc: object, pin: NodePin, event_id: str | None = None) -> di
             " compare the node's key fingerprint with the one your city publishes",
         ) from None
     return dict(doc)
-
-
-def _verify_bare_receipt(doc: dict[str, Any], key: PublicKey) -> None:
-    if set(doc) != {"origin", "event_id", "index", "sig"}:
-        raise ValidationError("receipt: unexpected fields " + ", ".join(sorted(doc)))
-    index = doc["index"]
-    if type(index) is not int or index < 0 or not isinstance(doc["event_id"], str):
-        raise ValidationError("receipt: bad index or event id")
-    try:
-        sig = base64.b64decode(str(doc["sig"]), validate=True)
-    except ValueError:
-        raise ValidationError("receipt.sig: not base64") from None
-    unsigned = {k: doc[k] for k in ("origin", "event_id", "index")}
-    try:
-        key.verify("receipt", encoding.encode(unsigned), sig)
-    except (BadSignatureError, EncodingError):
-        raise CheckpointError("the signature does not verify") from None
 
 
 # The local record of signed events ----------------------------------------------------------------
