@@ -576,3 +576,146 @@ def test_pool_batcher_finds_bad_signatures() -> None:
         wait = pool.submit([pk] * 10, signed)
         assert wait() == [3]
         assert pool.submit([], [])() == []
+
+
+# --- a real simulated federation (node/ served through its aiohttp app) --------------------------------
+
+
+async def test_simulated_federation_verifies_online_and_offline(tmp_path: Path) -> None:
+    from node._cli_observer import _definition, fetch_node, read_record, run_verify, write_record
+    from protocol.verify import Trust
+
+    from .test_federation_harness import Sim
+    from .test_federation_records import CLOSE_IN, _setup
+
+    sim = Sim(tmp_path / "sim")
+    try:
+        a, b, c, issue, close = await _setup(sim)
+        sim.clock.advance(CLOSE_IN + 1)
+        await sim.step(6)
+        definition = await _definition(a.client(), a.url, a.fed._own().issue(issue).assembly)
+        trust = Trust.of_definition(definition)
+        material = [await fetch_node(sn.client(), sn.url) for sn in (a, b, c)]
+        now = int(sim.clock()) + 3600
+        report, _ = run_verify(trust, material, now=now)
+        assert report.passed, report.to_text()
+        (result,) = report.issues
+        assert result.status == "tallied"
+        rec = await c.client().get_json(f"/v1/issues/{issue}/record")
+        assert result.record == rec["record_id"]
+        assert result.digest == rec["digest"]
+        assert report.step(7).counts["attestations agreeing"] == 3
+        # the same, exported and read back, with no network
+        for sn, m in zip((a, b, c), material, strict=True):
+            write_record(m, tmp_path / sn.name)
+        offline = [read_record(tmp_path / sn.name) for sn in (a, b, c)]
+        report2, _ = run_verify(trust, offline, now=now, workers=2)
+        assert report2.passed, report2.to_text()
+        assert report2.issues[0].digest == result.digest
+    finally:
+        await sim.close()
+
+
+# --- a real `liquide node serve` process, and the observer as real processes too ------------------------
+
+
+def _liquide(*args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """The console script as a real process."""
+    import subprocess
+
+    from tests.conftest import LIQUIDE
+
+    p = subprocess.run(
+        [*LIQUIDE, *args], capture_output=True, timeout=timeout, check=False, text=True
+    )
+    return p.returncode, p.stdout, p.stderr
+
+
+def _inproc(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(main, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _get(url: str) -> Any:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.load(resp)
+
+
+def test_real_node_process(tmp_path: Path, serve_process: Any) -> None:
+    import time
+    import urllib.error
+    import urllib.request
+
+    from crypto import SecretKey
+    from protocol.events import Event
+
+    data = tmp_path / "city"
+    code, _, err = _inproc("node", "init", "--origin", "lyon.example/liquide", "--data", str(data))
+    assert code == 0, err
+    server = serve_process(data)
+    url = server.url
+
+    def admin(*args: str) -> str:
+        code, out, err = _inproc("admin", *args, "--data", str(data), "--json")
+        assert code == 0, err
+        return str(json.loads(out)["event_id"])
+
+    asm = admin("assembly", "create", "--name", "metro")
+    area = admin("area", "create", "--assembly", asm, "--name", "transport")
+    voter = SecretKey(b"\x07" * 32)
+    code, _, err = _inproc("admin", "enrol", voter.public_key.to_text(), "--data", str(data))
+    assert code == 0, err
+    issue = admin(
+        "issue", "create", "--area", area, "--title", "tram", "--option", "yes=Build it",
+        "--option", "no=Do not", "--duration", "6s",
+    )  # fmt: skip
+    ballot = Event.create(
+        voter, "ballot", {"issue": issue, "grades": {"yes": 1}}, 1, None, int(time.time())
+    )
+    req = urllib.request.Request(
+        url + "v1/events",
+        data=ballot.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(exc.read().decode()) from None
+    # wait for the close, the automatic seal, the attestation and a checkpoint covering them
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        logs = _get(url + "v1/logs")["logs"]
+        own = next(g for g in logs if g["own"])
+        size = own["checkpoint_size"] or 0
+        page = urllib.request.urlopen(
+            f"{url}v1/logs/{own['origin']}/entries?start=0&end={size}", timeout=10
+        ).read()
+        if b'"type":"attest"' in page:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("the node never attested its tally")
+    trust = tmp_path / "trust.json"
+    code, _, err = _inproc("trust", "export", asm, "--node", url, "--out", str(trust))
+    assert code == 0, err
+    assert "compare these fingerprints" in err
+    code, out, err = _liquide("verify", "--trust", str(trust), "--node", url)
+    assert code == 0, out + err
+    assert out.endswith("PASS\n")
+    assert "winner yes" in out
+    rec = tmp_path / "rec"
+    code, _, err = _inproc("export", "--node", url, str(rec))
+    assert code == 0, err
+    server.terminate()
+    code, out, err = _inproc("verify", "--trust", str(trust), "--record", str(rec), "--json")
+    assert code == 0, out + err
+    assert json.loads(out)["issues"][0]["winner"] == "yes"
+    # and a node that is gone is a clear error, not a traceback
+    code, _, err = _inproc("verify", "--trust", str(trust), "--node", url)
+    assert code == 1
+    assert err.startswith("liquide: error: ")
+    assert "Traceback" not in err
