@@ -590,7 +590,7 @@ async def test_simulated_federation_verifies_online_and_offline(tmp_path: Path) 
 
     sim = Sim(tmp_path / "sim")
     try:
-        a, b, c, issue, close = await _setup(sim)
+        a, b, c, issue, _close = await _setup(sim)
         sim.clock.advance(CLOSE_IN + 1)
         await sim.step(6)
         definition = await _definition(a.client(), a.url, a.fed._own().issue(issue).assembly)
