@@ -33,7 +33,7 @@ def _witness_name(line: str) -> str:
     return fields[1] if len(fields) >= 3 else line.strip()
 
 
-def home_data(node: Node) -> dict[str, Any]:
+async def home_data(node: Node) -> dict[str, Any]:
     """The city and its log, the logs held, peers with sync status, proofs, counts."""
     cp = node.reader.latest_checkpoint(node.origin)
     own_size = node.reader.log(node.origin)
@@ -65,7 +65,7 @@ def home_data(node: Node) -> dict[str, Any]:
             }
             for lg in logs
         ],
-        "peers": src.peers(node),
+        "peers": await src.peers(node),
         "proofs": src.proofs(node),
         "counts": {k: v for k, v in src.counts(node).items() if type(v) is int},
     }
@@ -126,11 +126,11 @@ def _members(node: Node, issue: dict[str, Any]) -> list[str]:
     return [] if a is None else [m["origin"] for m in a.get("members", [])]
 
 
-def attestations_of(
+async def attestations_of(
     node: Node, issue: dict[str, Any], view: TallyView | None, index: src.AttestationIndex
 ) -> dict[str, Any]:
     """Every node's attestation of the issue with its agreement with this node's tally."""
-    found = index.of(node, issue["id"])
+    found = await index.of(node, issue["id"])
     items = []
     for a in found:
         if view is None:
@@ -166,7 +166,7 @@ async def issue_data(
             out["tally_error"] = {"code": exc.code, "message": exc.message}
         else:
             out["tally"] = view.to_dict()
-    out["attestations"] = attestations_of(node, issue, view, index)
+    out["attestations"] = await attestations_of(node, issue, view, index)
     return out, view
 
 

@@ -214,13 +214,13 @@ def _optional_state(request: web.Request) -> str | None:
 async def home(request: web.Request) -> web.Response:
     """``/``: the city and its log, peers, proofs."""
     page, set_cookie = _page(request)
-    data = _data.home_data(src.node_of(request))
+    data = await _data.home_data(src.node_of(request))
     return _html(page, render_home(data, page), set_cookie=set_cookie)
 
 
 async def home_json(request: web.Request) -> web.Response:
     """``/index.json``."""
-    return _json(_data.home_data(src.node_of(request)))
+    return _json(await _data.home_data(src.node_of(request)))
 
 
 async def assemblies(request: web.Request) -> web.Response:
@@ -267,14 +267,14 @@ async def issues_json(request: web.Request) -> web.Response:
     return _json(_issues(request))
 
 
-def _sealed_key(request: web.Request, issue_id: str, variant: str) -> tuple[str, str] | None:
+async def _sealed_key(request: web.Request, issue_id: str, variant: str) -> tuple[str, str] | None:
     """The cache key and ETag of a sealed issue's page, or None when it cannot be cached yet."""
     node = src.node_of(request)
     record = src.record_id(node, issue_id)
     if record is None:
         return None
     st = _state(request)
-    seen = st.attestations.of(node, issue_id)
+    seen = await st.attestations.of(node, issue_id)
     proofs = len(src.proofs(node))
     sig = ";".join(f"{a['origin']}={a['record']}:{a['digest']}" for a in seen)
     raw = f"{RENDER_VERSION}|{variant}|{issue_id}|{record}|{sig}|{proofs}|{st.css_href}"
@@ -298,7 +298,7 @@ async def _issue_response(request: web.Request, variant: str) -> web.StreamRespo
     node = src.node_of(request)
     issue_id = request.match_info["issue"]
     page, set_cookie = _page(request)
-    keyed = _sealed_key(request, issue_id, variant)
+    keyed = await _sealed_key(request, issue_id, variant)
     if keyed is not None:
         key, etag = keyed
         hit = st.recall(key)
@@ -316,7 +316,7 @@ async def _issue_response(request: web.Request, variant: str) -> web.StreamRespo
         ctype = "text/html"
     cache = "no-cache"
     if view is not None:
-        keyed = _sealed_key(request, issue_id, variant)
+        keyed = await _sealed_key(request, issue_id, variant)
         if keyed is not None:
             key, etag = keyed
             cache = _sealed_cache_control(data)

@@ -28,6 +28,7 @@ __all__ = [
     "assemblies",
     "assembly",
     "counts",
+    "federation",
     "issue",
     "issues",
     "logs",
@@ -158,42 +159,55 @@ def logs(node: Node) -> list[dict[str, Any]]:
     return [_api._log_json(node, info) for info in node.reader.logs()]
 
 
-def peers(node: Node) -> list[dict[str, Any]]:
+def federation(node: Node) -> Any | None:
+    """The node's federation (sync, witnessing, attestations), or None when it has none."""
+    return node.extra.get("federation")
+
+
+async def peers(node: Node) -> list[dict[str, Any]]:
     """The configured peers with their sync status and lag.
 
-    ``status`` is ``ok``, ``behind`` (the mirror holds fewer entries than the peer's log had
-    when last seen), ``error`` (the last round failed) or ``never``; ``lag_entries`` is that
-    shortfall when it is known and ``lag_s`` the time since the last successful round.
+    ``status`` is ``ok`` (the last round succeeded), ``behind`` (a mirror holds entries that its
+    checkpoints do not cover yet), ``error`` (the last round failed) or ``never``;
+    ``lag_entries`` is that shortfall and ``lag_s`` the time since the last successful round.
+    The federation's in-memory round counters take precedence over the store's cursors.
     """
     now = int(node.clock())
+    live: dict[str, dict[str, Any]] = {}
+    fed = federation(node)
+    if fed is not None:
+        status = await fed.query(fed.status)
+        live = {p["url"]: p for p in status.get("peers", [])}
     out = []
     for p in node.reader.peers():
+        st = live.get(p["url"], {})
         mirror = node.reader.log(p["origin"])
         held = 0 if mirror is None else mirror.size
-        cursor = p.get("cursor") or {}
-        seen = cursor.get(p["origin"]) if isinstance(cursor, dict) else None
-        if isinstance(seen, dict):
-            seen = seen.get("size")
-        seen_size = seen if type(seen) is int else None
-        lag_entries = None if seen_size is None else max(0, int(seen_size) - held)
-        last_ok = p.get("last_ok")
-        if p.get("last_error"):
-            status = "error"
+        cp = node.reader.latest_checkpoint(p["origin"])
+        covered = 0 if cp is None else cp.size
+        lag_entries = None if mirror is None else max(0, held - covered)
+        last_ok = st.get("last_ok", p.get("last_ok"))
+        last_error = st.get("last_error", p.get("last_error"))
+        if last_error:
+            state = "error"
         elif last_ok is None:
-            status = "never"
+            state = "never"
         elif lag_entries:
-            status = "behind"
+            state = "behind"
         else:
-            status = "ok"
+            state = "ok"
         out.append(
             {
                 "url": p["url"],
                 "origin": p["origin"],
                 "vkey": p["vkey"],
-                "status": status,
+                "status": state,
+                "rounds": st.get("rounds", 0),
+                "failed": st.get("failed", 0),
                 "last_ok": last_ok,
-                "last_error": p.get("last_error"),
+                "last_error": last_error,
                 "held": held,
+                "checkpoint": None if cp is None else cp.size,
                 "lag_entries": lag_entries,
                 "lag_s": None if last_ok is None else max(0, now - int(last_ok)),
             }
@@ -313,9 +327,17 @@ class AttestationIndex:
                 )
             self.scanned[info.origin] = info.size
 
-    def of(self, node: Node, issue_id: str) -> list[dict[str, Any]]:
-        """Every attestation of ``issue_id`` in the logs held, by origin."""
-        self.refresh(node)
-        return sorted(
-            self.found.get(issue_id, {}).values(), key=lambda a: (a["origin"], a["index"])
-        )
+    async def of(self, node: Node, issue_id: str) -> list[dict[str, Any]]:
+        """Every attestation of ``issue_id`` in the logs held, by origin.
+
+        The federation's replayed states answer when the node has a federation (as
+        ``GET /v1/issues/{id}/attestations``); otherwise the logs are scanned here.
+        """
+        fed = federation(node)
+        if fed is not None:
+            doc = await fed.query(lambda: fed.attestations(issue_id))
+            items = [dict(a) for a in doc.get("attestations", [])]
+        else:
+            self.refresh(node)
+            items = list(self.found.get(issue_id, {}).values())
+        return sorted(items, key=lambda a: (a["origin"], a["index"]))

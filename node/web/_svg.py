@@ -9,6 +9,7 @@ same figures follows each chart on the page.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ _TEXT = "#1b1b1b"
 _MUTED = "#5b5b5b"
 
 
+@functools.lru_cache(maxsize=8192)
 def short_key(key: str) -> str:
     """A short, stable label for a voter: the key's fingerprint, else its first characters."""
     from crypto import PublicKey

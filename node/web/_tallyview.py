@@ -14,6 +14,7 @@ starts at it.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -80,29 +81,33 @@ class TallyView:
         options.sort(
             key=lambda o: (o["schulze_rank"], order.index(o["id"]) if o["id"] in order else 0)
         )
-        counts = {"direct": 0, "delegated": 0, "lost": 0, "absent": 0}
+        counts = dict.fromkeys(("direct", "delegated", "lost", "absent"), 0)
         inflow: dict[str, int] = {}
-        for v in raw_voters.values():
+        direct: list[tuple[str, int]] = []
+        passed: list[tuple[str, int, str, str]] = []
+        for k, v in raw_voters.items():
             s = v["status"]
             counts[s] += 1
             if s == "delegated":
-                first = v["path"][0]
-                inflow[first] = inflow.get(first, 0) + v["weight"]
-        casting: dict[str, dict[str, int]] = {}
-        for k, v in raw_voters.items():
-            if v["status"] == "direct":
-                casting.setdefault(k, {"own": 0, "assembly": 0, "area": 0, "issue": 0})
-                casting[k]["own"] += v["weight"] - inflow.get(k, 0)
-            elif v["status"] == "delegated":
-                own = v["weight"] - inflow.get(k, 0)
-                c = v["path"][-1]
-                casting.setdefault(c, {"own": 0, "assembly": 0, "area": 0, "issue": 0})
-                casting[c][v["scope"]] += own
-        weights = {k: raw_voters[k]["weight"] for k in casting}
-        ranked = sorted(casting, key=lambda k: (-weights[k], k))
-        flow = tuple({"voter": k, "weight": weights[k], **casting[k]} for k in ranked[:top])
-        rest = ranked[top:]
-        others = {"count": len(rest), "weight": sum(weights[k] for k in rest)}
+                path, w = v["path"], v["weight"]
+                inflow[path[0]] = inflow.get(path[0], 0) + w
+                passed.append((k, w, v["scope"], path[-1]))
+            elif s == "direct":
+                direct.append((k, v["weight"]))
+        weights = dict(direct)
+        casting = {
+            k: {"own": w - inflow.get(k, 0), "assembly": 0, "area": 0, "issue": 0}
+            for k, w in direct
+        }
+        for k, w, scope, c in passed:
+            casting[c][scope] += w - inflow.get(k, 0)
+        heaviest = heapq.nsmallest(top, weights, key=lambda k: (-weights[k], k))
+        flow = tuple({"voter": k, "weight": weights[k], **casting[k]} for k in heaviest)
+        total = sum(weights.values())
+        others = {
+            "count": len(weights) - len(heaviest),
+            "weight": total - sum(weights[k] for k in heaviest),
+        }
         option_results = {
             oid: OptionResult.from_dict(o, f"options.{oid}") for oid, o in res["options"].items()
         }
@@ -122,7 +127,7 @@ class TallyView:
             status_quo_schulze_rank=res["status_quo_schulze_rank"],
             options=tuple(options),
             voters=counts,
-            total_weight=sum(weights.values()),
+            total_weight=total,
             flow=flow,
             others=others,
             findings=tuple(doc.get("findings") or ()),

@@ -26,6 +26,7 @@ from node._datadir import init_data_dir
 from node._node import Node
 from node.ingest import Submission
 from node.server import create_app
+from node.store import LeafRow
 from node.web import WEB_KEY
 from node.web._html import Markup, h
 from node.web._i18n import CATALOG, negotiate
@@ -467,27 +468,29 @@ async def test_sealed_issue_shows_ranking_flow_and_attestation(client: Any) -> N
     assert f'action="/issues/{city.sealed}/explain"' in html
 
 
-async def test_disagreeing_attestation_is_flagged(client: Any) -> None:
-    node, city = client.node, client.city
-    other = _key("paris", 0)
+async def test_disagreeing_attestation_is_flagged(city: City, aiohttp_client: Any) -> None:
+    # A pinned peer's mirrored log attests another digest for the same record.
+    paris = _key("paris", 0)
+    origin = "paris.example/liquide"
     att = Event.create(
-        other,
+        paris,
         "attest",
         {"record": city.record, "digest": "0" * 64, "issue": city.sealed},
         1,
         None,
         city.now,
     )
+    node = Node.open(city.path, clock=lambda: city.now)
+    vkey = paris.public_key.to_vkey(origin)
     with node.store.atomic():
-        node.store.ensure_log("paris.example/liquide", own=False, vkey=None)
-        from node.store import LeafRow
-
-        node.store.append_leaves(
-            "paris.example/liquide", [LeafRow(att.id, att.encode(), att.author, 1, "attest")]
-        )
+        node.store.add_peer("http://127.0.0.1:9/", origin, vkey)
+        node.store.ensure_log(origin, own=False, vkey=vkey)
+        node.store.append_leaves(origin, [LeafRow(att.id, att.encode(), att.author, 1, "attest")])
+    client = await aiohttp_client(create_app(node))
     data = json.loads((await fetch(client, f"/issues/{city.sealed}.json"))[0])
     marks = {a["origin"]: a["agreement"] for a in data["attestations"]["items"]}
-    assert marks == {ORIGIN: "agrees", "paris.example/liquide": "disagrees"}
+    assert marks == {ORIGIN: "agrees", origin: "disagrees"}
+    assert data["attestations"]["disagreeing"] == 1
     html = (await fetch(client, f"/issues/{city.sealed}", **{"Accept-Language": "fr"}))[0]
     assert "DÉSACCORD" in html
     assert 'role="alert"' in html
