@@ -579,3 +579,56 @@ def test_receipt_verification() -> None:
         NodePin("y.example", pin.vkey)
     with pytest.raises(WalletOpsError, match=r"x\.event"):
         Record.from_dict({"event": {}, "origin": None, "receipt": None}, "x")
+
+
+# Across cities ----------------------------------------------------------------------------------
+
+
+async def test_check_across_two_cities_with_a_witness(tmp_path: Path) -> None:
+    """Ann (city A) delegates to Cat (city C); B witnesses both (k = 1). The wallet's check,
+    with A as home node, recomputes the two-city record from A's own log and its mirror of C."""
+    from node._wallet_ops import Target, check_report, delegate_body, fetch_pin, send_event
+    from node._wallet_state import ChainHead
+
+    from .test_federation_harness import Sim, make_assembly, make_issue
+
+    sim = Sim(tmp_path)
+    try:
+        a, b, c = await sim.line(["a", "b", "c"])
+        asm = await make_assembly(a, [a, c], [b], k=1, grace=60)
+        await sim.step(2)
+        await sim.join(c, asm, via=b)
+        now = int(sim.clock())
+        _, issue = await make_issue(a, asm, opens=now, closes=now + 100)
+        await sim.step(3)
+        ann = await a.enrol_citizen("ann")
+        await c.enrol_citizen("cat")
+        cat = c.citizens["cat"].public_key.to_text()
+        client = a.client()
+        pin = await fetch_pin(client)
+        notes: list[str] = []
+        body = delegate_body(Target("issue", issue), [cat])
+        sent = await send_event(
+            client, ann, "delegate", body, ChainHead(), now=now, notify=notes.append
+        )
+        assert notes == []
+        await c.submit("cat", "ballot", {"issue": issue, "grades": {"yes": 1, "no": -1}})
+        await sim.step(2)
+        sim.clock.advance(101)
+        await sim.step(4)
+        record = Record(sent.event, pin.origin, sent.verify(pin))
+        report = await check_report(client, pin, ann.public_key, [record])
+        (event,) = report["events"]
+        assert event["status"] == "verified", event
+        assert (event["cosignatures"], event["k"], event["witnesses"]) == (1, 1, [b.origin])
+        (item,) = report["issues"]
+        assert item["text"] == f"counted, weight cast by {cat} through your issue delegation"
+        assert item["node_tally"] == item["digest"]
+        assert report["ok"] is True
+        # A wallet whose home is C recomputes the same record from C's log and its mirror of A.
+        c_client = c.client()
+        c_pin = await fetch_pin(c_client)
+        report = await check_report(c_client, c_pin, ann.public_key, [])
+        assert report["issues"][0]["explanation"]["status"] == "delegated"
+    finally:
+        await sim.close()
