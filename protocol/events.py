@@ -113,6 +113,7 @@ CITIZEN_TYPES: Final = frozenset({"delegate", "revoke", "ballot", "withdraw"})
 EVENT_TYPES: Final = CITY_TYPES | CITIZEN_TYPES
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
+_hex_match = _HEX_ID.fullmatch
 # C2SP origins and signed-note key names: printable ASCII without space or '+'.
 _NOTE_NAME = re.compile(r"[!-*,-~]{1,255}")
 _OPTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -689,7 +690,8 @@ class DelegateBody:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "body") -> DelegateBody:
-        d = _obj(d, where, cls.KEYS)
+        if type(d) is not dict or d.keys() != cls.KEYS:
+            d = _obj(d, where, cls.KEYS)
         scope = _scope(d["scope"], where)
         target = _hex_id(d["target"], where, "target")
         trustees = d["trustees"]
@@ -737,8 +739,11 @@ class BallotBody:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "body") -> BallotBody:
-        d = _obj(d, where, cls.KEYS)
-        issue = _hex_id(d["issue"], where, "issue")
+        if type(d) is not dict or d.keys() != cls.KEYS:
+            d = _obj(d, where, cls.KEYS)
+        issue = d["issue"]
+        if type(issue) is not str or _hex_match(issue) is None:
+            _hex_id(issue, where, "issue")
         grades = d["grades"]
         if type(grades) is not dict:
             raise _fail(f"{where}.grades", "must be an object")
@@ -948,7 +953,9 @@ class Event:
         if body_cls is None:
             raise _fail(f"{where}.type", f"unknown event type {type_!r}", "unknown_type")
         author = d["author"]
-        author_raw = parse_key(author, where, "author")
+        author_raw = _key_raw(author) if type(author) is str else None
+        if author_raw is None:
+            author_raw = parse_key(author, where, "author")
         seq = d["seq"]
         if type(seq) is not int or not 1 <= seq <= MAX_INT:
             raise _fail(f"{where}.seq", f"must be an integer within [1, {MAX_INT}]")
@@ -956,13 +963,13 @@ class Event:
         if seq == 1:
             if prev is not None:
                 raise _fail(f"{where}.prev", "must be null at seq 1")
-        else:
+        elif type(prev) is not str or _hex_match(prev) is None:
             _hex_id(prev, where, "prev")
         ts = d["ts"]
         if type(ts) is not int or not 0 <= ts <= MAX_INT:
             raise _fail(f"{where}.ts", f"must be an integer within [0, {MAX_INT}]")
         sig = _sig(d["sig"], where)
-        body = body_cls.from_dict(d["body"], f"{where}.body" if where != "event" else "event.body")
+        body = body_cls.from_dict(d["body"], "event.body" if where == "event" else f"{where}.body")
         if type_ == "delegate" and author in body.trustees:
             raise _fail(f"{where}.body.trustees", "delegates to its own author", "self_delegation")
         # The unsigned form is the signed one without `"sig":"…",`. Keys are sorted, so the
