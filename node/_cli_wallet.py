@@ -786,8 +786,14 @@ def use_cmd(node_url: str, name: str, node_key: str | None) -> None:
         reason = exc.message if isinstance(exc, ApiError) else "unreachable"
         later = "the key you gave is pinned" if given else "its key is pinned at the first contact"
         _say(f"note: could not ask {url} for its key now ({reason}); {later}")
-    if pin is None and current.node == url:
-        pin = current.pin()  # keep the pin of the same node
+    old = current.pin() if current.node == url else None
+    if pin is None:
+        pin = old  # keep the pin of the same node
+    elif old is not None and old != pin:
+        _say(
+            f"warning: the node's key changed: it was {old.origin} ({old.fingerprint}), it is now"
+            f" {pin.origin} ({pin.fingerprint}); pin it only if your city announced a new key"
+        )
     config = WalletConfig(
         url, None if pin is None else pin.origin, None if pin is None else pin.vkey
     )

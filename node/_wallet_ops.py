@@ -750,7 +750,9 @@ async def fetch_verified_log(
         cp = sc.verify(origin, key)
     except CheckpointError as exc:
         raise ReceiptError(
-            f"the checkpoint of {origin} does not verify against its pinned key: {exc.message}"
+            f"the checkpoint of {origin} does not verify against its pinned key: {exc.message}",
+            hint="the node signs with another key than the pinned one; compare fingerprints with"
+            " your city's, and if it announced a new key, run `liquide wallet use URL`",
         ) from None
     if cp.size > MAX_REPLAY_ENTRIES:
         raise WalletOpsError(f"the log of {origin} holds {cp.size} entries: too many to replay")

@@ -441,6 +441,13 @@ def test_a_node_key_other_than_the_pinned_one_is_refused(town, cli) -> None:
     r = p["lea"]("vote", civic.issue, "--approve", "yes")
     assert r.exit_code == 1
     assert "does not verify against the pinned key" in r.stderr
+    r = p["lea"]("status")
+    assert r.exit_code == 1
+    assert "the checkpoint of test.example/liquide does not verify" in r.stderr
+    # `use` again re-pins the node's key, warning that it changed.
+    r = cli("wallet", "use", srv.url, "--name", "lea")
+    assert "warning: the node's key changed" in r.stderr
+    assert p["lea"]("status").exit_code == 0
     # The node accepted it: the chain head and the record are kept for `check`.
     assert json.loads(p["lea"].state_path.read_text())["chains"][p["lea"].key]["seq"] == 1
 
