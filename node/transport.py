@@ -20,12 +20,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
 from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import streams, web
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.http import HttpVersion11, RawRequestMessage
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from .client import HttpTransport, Response, Transport
 from .errors import PeerError
@@ -107,42 +108,98 @@ class AppHandler:
         path = req.path
         if req.params:
             path += "?" + urlencode(dict(req.params))
-        headers: dict[str, str] = {}
-        payload: Any = None
+        headers = CIMultiDict[str]()
+        payload: streams.StreamReader = streams.EMPTY_PAYLOAD
         if req.body is not None:
-            payload = streams.StreamReader(mock.Mock(), 2**16, loop=loop)
+            payload = streams.StreamReader(_Protocol(), 2**16, loop=loop)  # type: ignore[arg-type]
             payload.feed_data(req.body)
             payload.feed_eof()
             headers["Content-Length"] = str(len(req.body))
             if req.content_type:
                 headers["Content-Type"] = req.content_type
-        transport = mock.Mock()
-        transport.get_extra_info.side_effect = _peername
-        request = make_mocked_request(
-            req.method,
-            path,
-            headers=headers,
-            app=self.app,
-            payload=payload if payload is not None else mock.sentinel.payload,
-            transport=transport,
+        message = RawRequestMessage(
+            method=req.method.upper(),
+            path=path,
+            version=HttpVersion11,
+            headers=CIMultiDictProxy(headers),
+            raw_headers=tuple((k.encode(), v.encode()) for k, v in headers.items()),
+            should_close=False,
+            compression=None,
+            upgrade=False,
+            chunked=False,
+            url=URL(path),
+        )
+        proto = _Protocol()
+        request = web.Request(
+            message,
+            payload,
+            proto,  # type: ignore[arg-type]
+            proto.writer,  # type: ignore[arg-type]
+            _Task(),  # type: ignore[arg-type]
+            loop,
             client_max_size=self.app._client_max_size,
         )
-        if payload is None:
-            request._payload = streams.EmptyStreamReader()
         resp = await self.app._handle(request)
         if not isinstance(resp, web.Response):  # pragma: no cover (streamed answers)
             raise PeerError(f"{req.path}: streamed answers are not supported in process")
         body = resp.body
         data = bytes(body) if isinstance(body, bytes | bytearray) else b""
-        if body is not None and not isinstance(body, bytes | bytearray):
-            data = bytes(body._value)  # pragma: no cover (payload bodies)
         return Response(resp.status, data, {k.lower(): v for k, v in resp.headers.items()})
 
 
-def _peername(name: str, default: Any = None) -> Any:
-    if name == "peername":
-        return ("127.0.0.1", 40000)
-    return default
+class _Transport:
+    """The little of an asyncio transport that aiohttp's request reads."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name in ("peername", "sockname"):
+            return ("127.0.0.1", 40000)
+        return default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class _Writer:
+    def __init__(self, transport: _Transport) -> None:
+        self.transport = transport
+        self.buffer_size = 0
+        self.output_size = 0
+
+    async def write_headers(self, *args: Any) -> None:  # pragma: no cover (not streamed)
+        return None
+
+    async def write(self, *args: Any) -> None:  # pragma: no cover
+        return None
+
+    async def write_eof(self, *args: Any) -> None:  # pragma: no cover
+        return None
+
+    async def drain(self) -> None:
+        return None
+
+
+class _Protocol:
+    max_field_size = 8190
+    max_line_length = 8190
+    max_headers = 128
+    ssl_context = None
+
+    def __init__(self) -> None:
+        self.transport = _Transport()
+        self.writer = _Writer(self.transport)
+        self.peername = self.transport.get_extra_info("peername")
+        self.sockname = self.peername
+
+    def __getattr__(self, name: str) -> Any:  # pragma: no cover (flow control hooks)
+        def noop(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        return noop
+
+
+class _Task:
+    def cancel(self, *args: Any) -> bool:  # pragma: no cover
+        return False
 
 
 @dataclass

@@ -11,6 +11,7 @@ and a fake clock moves time.
 from __future__ import annotations
 
 import itertools
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,15 +117,22 @@ class Sim:
         """Names of nodes that neither tick nor sync (crashed, or stuck)."""
         self.fed_config = FederationConfig(auto=False, **fed)
 
-    async def add(self, name: str, *, origin: str | None = None) -> SimNode:
+    async def add(
+        self, name: str, *, origin: str | None = None, twin_of: SimNode | None = None
+    ) -> SimNode:
+        """Start a node; ``twin_of`` copies an idle node's data directory (same key and log),
+        to play the second face of a city that shows two histories."""
         d = self.tmp / name
-        init_data_dir(
-            d,
-            origin or f"{name}.example/liquide",
-            verify_workers=0,
-            checkpoint_interval_s=3600.0,
-            rate_limit_exempt=("127.0.0.0/8",),
-        )
+        if twin_of is not None:
+            shutil.copytree(twin_of.node.data_dir, d, ignore=shutil.ignore_patterns("*.sock"))
+        else:
+            init_data_dir(
+                d,
+                origin or f"{name}.example/liquide",
+                verify_workers=0,
+                checkpoint_interval_s=3600.0,
+                rate_limit_exempt=("127.0.0.0/8",),
+            )
         node = Node.open(d, clock=self.clock)
         url = f"http://{name}.sim/"
         node.extra["federation_config"] = self.fed_config
@@ -178,17 +186,19 @@ class Sim:
         got = await member.client_of(via).get_json(f"/v1/events/{assembly}")
         await member.admin(assembly_join, assembly, definition=got["event"])
 
-    def converged(self) -> bool:
+    def converged(self, names: list[str] | None = None) -> bool:
         """Every node holds the same latest checkpoint of every origin any node holds."""
-        views = [sn.checkpoints() for sn in self.nodes.values()]
+        views = [
+            sn.checkpoints() for sn in self.nodes.values() if names is None or sn.name in names
+        ]
         origins = set().union(*views)
         return all(v.keys() == origins for v in views) and all(v == views[0] for v in views)
 
-    async def rounds_to_converge(self, limit: int) -> int:
+    async def rounds_to_converge(self, limit: int, names: list[str] | None = None) -> int:
         """Run rounds until converged; return how many it took (fails beyond ``limit``)."""
         await self.checkpoint()
         for n in range(limit + 1):
-            if self.converged():
+            if self.converged(names):
                 return n
             await self.round()
         raise AssertionError(f"not converged after {limit} rounds")
