@@ -29,6 +29,8 @@ __all__ = ["OPERATIONS", "run_operation", "status_of"]
 
 def _key(text: Any, what: str = "key") -> str:
     try:
+        if "+" in str(text):  # a C2SP verifier key (name+keyid+base64), as peers are pinned
+            return PublicKey.from_vkey(str(text))[1].to_text()
         return PublicKey.from_text(str(text)).to_text()
     except KeyFormatError as exc:
         raise RequestError(f"{what} {text!r} is not a public key: {exc.message}") from None
