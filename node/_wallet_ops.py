@@ -67,7 +67,7 @@ from protocol.events import (
     WithdrawBody,
 )
 from protocol.merkle import leaf_hash, root_from_leaves, verify_inclusion
-from protocol.state import State, tally_input
+from protocol.state import Finding, State, tally_input
 from protocol.tally import Explanation, TallyEngine, TallyInput, explain
 
 from ._wallet_state import ChainHead
@@ -775,13 +775,20 @@ async def fetch_verified_log(
     return VerifiedLog(origin, key, sc, tuple(leaves), tuple(extra))
 
 
-def replay_log(log: VerifiedLog) -> tuple[State, dict[str, State]]:
-    """Replay a verified log; return the final state and the state right after each seal."""
+def replay_log(
+    log: VerifiedLog, findings: list[Finding] | None = None
+) -> tuple[State, dict[str, State]]:
+    """Replay a verified log; return the final state and the state right after each seal.
+
+    The replay's findings (leaves that break a rule and do not count) go to ``findings``.
+    """
     state = State(log.origin, log.key.to_text())
     at_seal: dict[str, State] = {}
     for i, leaf in enumerate((*log.leaves, *log.tail)):
         before = len(state.seals)
-        state.apply(i, leaf)
+        found = state.apply(i, leaf)
+        if findings is not None:
+            findings.extend(found)
         if len(state.seals) != before:
             for issue_id, idx in state.seals.items():
                 if idx == i:
@@ -1072,7 +1079,7 @@ def _assembly_of(state: State, ev: Event) -> AssemblyBody | None:
 
 
 async def _check_record(
-    client: NodeClient, pin: NodePin, rec: Record, state: State
+    client: NodeClient, pin: NodePin, rec: Record, state: State, rejected: Mapping[str, Finding]
 ) -> dict[str, Any]:
     ev = rec.event
     out: dict[str, Any] = {
@@ -1145,6 +1152,13 @@ async def _check_record(
             " cosignatures the assembly requires: not yet independently witnessed"
         )
         return out
+    finding = rejected.get(ev.id)
+    if finding is not None:
+        problems.append(
+            f"the log holds it, but replaying the log rejects it ({finding.reason}:"
+            f" {finding.message}): it does not count"
+        )
+        return out
     out["status"] = "verified"
     return out
 
@@ -1178,9 +1192,11 @@ async def check_report(
     """
     mine = me.to_text()
     log = await fetch_verified_log(client, pin.origin, pin.key, seen=seen)
-    home = replay_log(log)
+    findings: list[Finding] = []
+    home = replay_log(log, findings)
     state = home[0]
-    events = [await _check_record(client, pin, r, state) for r in records]
+    rejected = {f.event_id: f for f in findings if f.event_id is not None}
+    events = [await _check_record(client, pin, r, state, rejected) for r in records]
     issues: list[dict[str, Any]] = []
     cache: dict[str, tuple[State, dict[str, State]] | None] = {}
     for issue_id, seal in sorted(state.seals.items(), key=lambda x: x[1]):

@@ -639,3 +639,79 @@ async def test_check_across_two_cities_with_a_witness(tmp_path: Path) -> None:
         assert report["issues"][0]["explanation"]["status"] == "delegated"
     finally:
         await sim.close()
+
+
+# check against a scripted node ------------------------------------------------------------------
+
+
+class _Scripted:
+    """A Transport answering fixed paths (404 with an error body elsewhere)."""
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        self.routes = routes
+
+    async def request(self, method: str, path: str, **_: Any) -> Any:
+        from node.client import Response
+
+        if path in self.routes:
+            return Response(200, json.dumps(self.routes[path]).encode())
+        return Response(404, b'{"error": {"code": "not_found", "message": "no such thing"}}')
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("case", ["ok", "missing", "moved", "other_leaf", "bad_proof", "rejected"])
+async def test_check_record_against_a_scripted_node(case: str) -> None:
+    import base64
+
+    from node._wallet_ops import _check_record
+    from node.client import NodeClient
+    from protocol.checkpoint import Receipt
+    from protocol.merkle import MemoryTree, inclusion_proof, leaf_hash
+    from protocol.state import Finding, State
+
+    origin = "x.example/log"
+    city, me = SecretKey.generate(), SecretKey.generate()
+    pin = NodePin(origin, city.public_key.to_vkey(origin))
+    ev = Event.create(me, "withdraw", {"issue": "f" * 64}, 1, None, 5)
+    other = Event.create(me, "withdraw", {"issue": "e" * 64}, 1, None, 5)
+    leaves = [other.encode(), ev.encode()]
+    tree = MemoryTree([leaf_hash(x) for x in leaves])
+    proof = [base64.b64encode(h).decode() for h in inclusion_proof(tree, 1, 2)]
+    note = sign_checkpoint(Checkpoint(origin, 2, tree.root()), city).to_text()
+    receipt = Receipt.create(city, origin, ev.id, 1, time=5).to_dict()
+    doc = {"index": 1, "leaf": ev.encode().decode(), "checkpoint": note, "proof": proof}
+    if case == "moved":
+        doc["index"] = 0
+    elif case == "other_leaf":
+        doc["leaf"] = other.encode().decode()
+    elif case == "bad_proof":
+        doc["proof"] = proof[::-1] + proof
+    routes = {} if case == "missing" else {f"/v1/receipts/{ev.id}": doc}
+    rejected = (
+        {ev.id: Finding(origin, 1, ev.id, "no_ballot", "nothing to withdraw")}
+        if case == "rejected"
+        else {}
+    )
+    out = await _check_record(
+        NodeClient(_Scripted(routes)),
+        pin,
+        Record(ev, origin, receipt),
+        State(origin, city.public_key.to_text()),
+        rejected,
+    )
+    expected = {
+        "ok": None,
+        "missing": "portable proof of censorship",
+        "moved": "now puts it at index 0, not at 1",
+        "other_leaf": "is not your event",
+        "bad_proof": "inclusion proof does not verify",
+        "rejected": "replaying the log rejects it (no_ballot",
+    }[case]
+    if expected is None:
+        assert out["status"] == "verified", out
+        assert (out["checkpoint_size"], out["cosignatures"], out["k"]) == (2, 0, 0)
+    else:
+        assert out["status"] == "failed"
+        assert expected in out["problems"][0]
