@@ -13,7 +13,7 @@ from typing import Any
 
 from protocol.errors import TallyInputError
 
-from ._input import SCOPES, TallyInput
+from ._input import TallyInput
 from ._resolve import ABSENT, DELEGATED, DIRECT, LOST_CYCLE, Resolution, resolve
 from ._result import TallyResult, VoterTable
 from ._schulze import count_ballots, rank_options
@@ -33,8 +33,9 @@ class TallyEngine:
         self.resolution: Resolution = res
         options = inp.options
         ballots = inp.ballots
-        ids, weight = res.ids, res.weight
-        counted = count_ballots(options, ((ballots[ids[c]], weight[c]) for c in res.casting))
+        counted = count_ballots(
+            options, zip(ballots.values(), map(res.weight.__getitem__, ballots), strict=True)
+        )
         sq_rank, outcomes = rank_options(options, counted, inp.policy)
         names: list[str | None] = [None, *options]
         a = counted.battles
@@ -145,32 +146,28 @@ def explain(source: TallyResult | TallyEngine, voter: str) -> Explanation:
 
 def _explain_engine(engine: TallyEngine, voter: str) -> Explanation:
     res = engine.resolution
-    v = res.index.get(voter)
-    if v is None:
+    if voter not in res.own:
         raise TallyInputError(f"voter {voter!r} is not in this tally")
-    ids = res.ids
-    eff = SCOPES[res.scope[v] - 1] if res.scope[v] else None
-    row = res.rows[v] or ()
-    skipped = tuple(t for t in row if t not in res.index)
-    s = res.status[v]
+    eff = res.scope(voter)
+    skipped = tuple(t for t in res.row(voter) if t not in res.own)
+    s = res.status(voter)
     if s == DIRECT:
-        own = res.own[v]
-        extra = res.weight[v] - own
-        msg = f"{voter} voted and cast a weight of {res.weight[v]} ({own} own, {extra} delegated)."
+        own = res.own[voter]
+        weight = res.weight[voter]
+        msg = f"{voter} voted and cast a weight of {weight} ({own} own, {weight - own} delegated)."
         reason = None
         if eff is not None:
             reason = "overrides_delegation"
             msg += f" The ballot overrides {voter}'s own {eff}-scope delegation."
-        return Explanation(voter, "direct", msg, weight=res.weight[v], reason=reason)
-    scope = eff
+        return Explanation(voter, "direct", msg, weight=weight, reason=reason)
     if s == DELEGATED:
-        path = tuple(ids[x] for x in res.path(v))
+        path = tuple(res.path(voter))
         msg = (
-            f"{voter}'s {scope}-scope delegation passed a weight of {res.weight[v]} along "
+            f"{voter}'s {eff}-scope delegation passed a weight of {res.weight[voter]} along "
             f"{' → '.join(path)}; {path[-1]} voted."
         )
         return Explanation(
-            voter, "delegated", msg, weight=res.weight[v], scope=scope, path=path, skipped=skipped
+            voter, "delegated", msg, weight=res.weight[voter], scope=eff, path=path, skipped=skipped
         )
     if s == ABSENT:
         if eff is None:
@@ -181,11 +178,11 @@ def _explain_engine(engine: TallyEngine, voter: str) -> Explanation:
             "any broader delegation."
         )
         return Explanation(voter, "absent", msg, scope=eff, reason="blocked")
-    chain = tuple(ids[x] for x in res.first_chain(v))
+    chain = tuple(res.first_chain(voter))
     if s == LOST_CYCLE:
         reason = "cycle"
         msg = (
-            f"{voter}'s {scope}-scope delegation is lost: the chain of first trustees "
+            f"{voter}'s {eff}-scope delegation is lost: the chain of first trustees "
             f"{' → '.join((voter, *chain))} comes back to {chain[-1]} without reaching anyone "
             "who voted, and no other trustee leads to a voter."
         )
@@ -193,10 +190,10 @@ def _explain_engine(engine: TallyEngine, voter: str) -> Explanation:
         reason = "dead_end"
         if chain:
             msg = (
-                f"{voter}'s {scope}-scope delegation is lost: the chain of first trustees "
+                f"{voter}'s {eff}-scope delegation is lost: the chain of first trustees "
                 f"{' → '.join((voter, *chain))} ends at {chain[-1]}, who did not vote and does "
                 "not delegate, and no other trustee leads to a voter."
             )
         else:
-            msg = f"{voter}'s {scope}-scope delegation is lost: none of its trustees is a voter."
-    return Explanation(voter, "lost", msg, scope=scope, path=chain, reason=reason, skipped=skipped)
+            msg = f"{voter}'s {eff}-scope delegation is lost: none of its trustees is a voter."
+    return Explanation(voter, "lost", msg, scope=eff, path=chain, reason=reason, skipped=skipped)

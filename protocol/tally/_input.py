@@ -6,14 +6,19 @@ validates everything the engine relies on, raising :class:`~protocol.errors.Tall
 with the path of the offending item (``ballots.m5.i9``, ``delegations[3].trustees``). Missing
 policy keys take LiquidFeedback's defaults.
 
-Rows are :class:`typing.NamedTuple` rather than dataclasses on purpose: an input for a city holds
-up to a million of them, and a tuple is several times cheaper to build and to hold.
+A city's input holds up to a million voters and rows, so validation has two paths: bulk checks
+made of C-level passes (``map``, ``set``, ``str.isprintable`` over all ids joined) that accept
+a valid document fast, and, whenever a bulk check fails, item-by-item checks that find and name
+the offending item. Rows are kept per scope, truster → trustees: a truster has at most one row
+per scope, and row order carries no meaning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, compress
+from operator import contains, itemgetter, ne
 from typing import Any, NamedTuple
 
 from protocol.errors import TallyInputError
@@ -81,9 +86,17 @@ def _fail(where: str, message: str) -> TallyInputError:
 def _check_id(value: Any, where: str) -> str:
     if type(value) is not str:
         raise _fail(where, f"must be a string, not {type(value).__name__}")
-    if not 0 < len(value) <= MAX_ID_LENGTH or not value.isascii() or not value.isprintable():
+    if (
+        not 0 < len(value) <= MAX_ID_LENGTH
+        or not value.isascii()
+        or not value.isprintable()
+        or '"' in value
+        or "\\" in value
+    ):
         raise _fail(
-            where, f"id {value[:40]!r} must be 1..{MAX_ID_LENGTH} printable ASCII characters"
+            where,
+            f"id {value[:40]!r} must be 1..{MAX_ID_LENGTH} printable ASCII characters"
+            ' other than " and \\',
         )
     return value
 
@@ -239,45 +252,62 @@ class Delegation(NamedTuple):
         return {"truster": self.truster, "scope": self.scope, "trustees": list(self.trustees)}
 
 
-def _parse_rows(rows: Any, voters: Mapping[str, int]) -> tuple[Delegation, ...]:
+Rows = dict[str, dict[str, tuple[str, ...]]]
+
+
+def _empty_rows() -> Rows:
+    return {s: {} for s in SCOPES}
+
+
+# --- the item-by-item checks: complete, and they name the offending item ----------------------
+
+
+def _check_voters(voters: Any) -> dict[str, int]:
+    if type(voters) is not dict:
+        raise _fail("voters", f"must be an object, not {type(voters).__name__}")
+    if len(voters) > MAX_VOTERS:
+        raise _fail("voters", f"{len(voters)} voters (at most {MAX_VOTERS})")
+    total = 0
+    for voter, weight in voters.items():
+        _check_id(voter, "voters")
+        if type(weight) is int and weight < 0:
+            raise _fail(f"voters.{voter}", f"negative weight {weight}")
+        total += _check_int(weight, f"voters.{voter}", 0, MAX_TOTAL_WEIGHT)
+    if total > MAX_TOTAL_WEIGHT:
+        raise _fail("voters", f"total weight {total} exceeds {MAX_TOTAL_WEIGHT}")
+    return dict(voters)
+
+
+def _check_rows(rows: Any, voters: Mapping[str, int]) -> Rows:
     if type(rows) is not list:
         raise _fail("delegations", f"must be an array, not {type(rows).__name__}")
-    seen: set[tuple[str, str]] = set()
-    out: list[Delegation] = []
-    append = out.append
-    scope_set = _SCOPE_SET
+    out = _empty_rows()
     for n, row in enumerate(rows):
         where = f"delegations[{n}]"
-        if type(row) is not dict or row.keys() != _ROW_KEYS:
-            _check_keys(row, where, _ROW_KEYS, _ROW_KEYS)
+        _check_keys(row, where, _ROW_KEYS, _ROW_KEYS)
         truster = row["truster"]
+        _check_id(truster, f"{where}.truster")
         if truster not in voters:
-            _check_id(truster, f"{where}.truster")
             raise _fail(f"{where}.truster", f"{truster!r} is not in voters")
-        scope = row["scope"]
-        if type(scope) is not str or scope not in scope_set:
-            _check_choice(scope, f"{where}.scope", SCOPES)
-        key = (truster, scope)
-        if key in seen:
+        scope = _check_choice(row["scope"], f"{where}.scope", SCOPES)
+        if truster in out[scope]:
             raise _fail(where, f"second {scope} row for truster {truster!r}")
-        seen.add(key)
         trustees = row["trustees"]
         if type(trustees) is not list:
             raise _fail(f"{where}.trustees", f"must be an array, not {type(trustees).__name__}")
         if len(trustees) > MAX_TRUSTEES:
             raise _fail(f"{where}.trustees", f"{len(trustees)} trustees (at most {MAX_TRUSTEES})")
-        for k, trustee in enumerate(trustees):
-            if trustee not in voters:  # unknown trustees are skipped, but must still be ids
-                _check_id(trustee, f"{where}.trustees[{k}]")
+        for k, trustee in enumerate(trustees):  # unknown trustees are skipped, but must be ids
+            _check_id(trustee, f"{where}.trustees[{k}]")
         if truster in trustees:
             raise _fail(f"{where}.trustees", f"self-delegation by {truster!r}")
         if len(set(trustees)) != len(trustees):
             raise _fail(f"{where}.trustees", "a trustee is listed twice")
-        append(Delegation(truster, scope, tuple(trustees)))
-    return tuple(out)
+        out[scope][truster] = tuple(trustees)
+    return out
 
 
-def _parse_ballots(
+def _check_ballots(
     ballots: Any, voters: Mapping[str, int], options: tuple[str, ...]
 ) -> dict[str, dict[str, int]]:
     if type(ballots) is not dict:
@@ -285,18 +315,113 @@ def _parse_ballots(
     option_set = frozenset(options)
     out: dict[str, dict[str, int]] = {}
     for voter, grades in ballots.items():
+        _check_id(voter, "ballots")
         if voter not in voters:
-            _check_id(voter, "ballots")
             raise _fail(f"ballots.{voter}", "ballot by a voter who is not in voters")
         if type(grades) is not dict:
             raise _fail(f"ballots.{voter}", f"must be an object, not {type(grades).__name__}")
         for option, grade in grades.items():
             if option not in option_set:
                 raise _fail(f"ballots.{voter}", f"unknown option {str(option)[:40]!r}")
-            if type(grade) is not int or not -MAX_GRADE <= grade <= MAX_GRADE:
-                _check_int(grade, f"ballots.{voter}.{option}", -MAX_GRADE, MAX_GRADE)
+            _check_int(grade, f"ballots.{voter}.{option}", -MAX_GRADE, MAX_GRADE)
         out[voter] = dict(grades)
     return out
+
+
+# --- the bulk checks: the same rules in C-level passes, for city-sized documents --------------
+#
+# Each returns None as soon as anything is off; the caller then runs the item-by-item checks
+# above, which raise the precise error (tests/protocol/test_tally_input.py checks that the bulk
+# checks accept nothing that the item-by-item checks reject).
+
+
+def _ids_ok(ids: Any) -> bool:
+    ids = list(ids)
+    if not ids:
+        return True
+    if set(map(type, ids)) != {str}:
+        return False
+    blob = "".join(ids)
+    return (
+        blob.isascii()
+        and blob.isprintable()
+        and '"' not in blob
+        and "\\" not in blob
+        and min(map(len, ids)) > 0
+        and max(map(len, ids)) <= MAX_ID_LENGTH
+    )
+
+
+def _bulk_voters(voters: Any) -> dict[str, int] | None:
+    if type(voters) is not dict or len(voters) > MAX_VOTERS or not _ids_ok(voters):
+        return None
+    weights = list(voters.values())
+    if weights and (
+        set(map(type, weights)) != {int} or min(weights) < 0 or sum(weights) > MAX_TOTAL_WEIGHT
+    ):
+        return None
+    return dict(voters)
+
+
+_TRUSTER = itemgetter("truster")
+_SCOPE = itemgetter("scope")
+_TRUSTEES = itemgetter("trustees")
+
+
+def _bulk_rows(rows: Any, voters: Mapping[str, int]) -> Rows | None:
+    if type(rows) is not list:
+        return None
+    if not rows:
+        return _empty_rows()
+    if set(map(type, rows)) != {dict} or set(map(len, rows)) != {3}:
+        return None
+    try:
+        trusters = list(map(_TRUSTER, rows))
+        scopes = list(map(_SCOPE, rows))
+        lists = list(map(_TRUSTEES, rows))
+        if not all(map(voters.__contains__, trusters)) or not set(scopes) <= _SCOPE_SET:
+            return None
+        if set(map(type, lists)) != {list} or max(map(len, lists)) > MAX_TRUSTEES:
+            return None
+        flat = list(chain.from_iterable(lists))
+        if not all(map(voters.__contains__, flat)) and not _ids_ok(set(flat).difference(voters)):
+            return None
+    except (KeyError, TypeError):  # a missing key, or an unhashable truster, scope or trustee
+        return None
+    if any(map(contains, lists, trusters)):  # self-delegation
+        return None
+    long = [x for x in lists if len(x) > 1]
+    if any(map(ne, map(len, map(set, long)), map(len, long))):  # a trustee listed twice
+        return None
+    out = _empty_rows()
+    for scope in SCOPES:
+        mask = list(map(scope.__eq__, scopes))
+        names = list(compress(trusters, mask))
+        group = dict(zip(names, map(tuple, compress(lists, mask)), strict=True))
+        if len(group) != len(names):  # two rows for one truster at one scope
+            return None
+        out[scope] = group
+    return out
+
+
+def _bulk_ballots(
+    ballots: Any, voters: Mapping[str, int], options: tuple[str, ...]
+) -> dict[str, dict[str, int]] | None:
+    if type(ballots) is not dict:
+        return None
+    if not all(map(voters.__contains__, ballots)):
+        return None
+    grades = list(ballots.values())
+    if grades and set(map(type, grades)) != {dict}:
+        return None
+    if not set(chain.from_iterable(grades)) <= set(options):
+        return None
+    values = list(chain.from_iterable(map(dict.values, grades)))
+    if values and (
+        set(map(type, values)) != {int} or min(values) < -MAX_GRADE or max(values) > MAX_GRADE
+    ):
+        return None
+    return dict(zip(ballots, map(dict, grades), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,13 +429,15 @@ class TallyInput:
     """Everything a tally is a function of (docs/TALLY.md, "TallyInput").
 
     ``voters`` maps each member of the electorate to a weight; ``options`` are in their fixed
-    order (the status quo is implicit); ``delegations`` are the rows of the assembly scope, the
-    issue's area and the issue itself; ``ballots`` map a voter to grades (a missing grade is 0).
+    order (the status quo is implicit); ``delegations`` maps each scope (assembly, area, issue)
+    to its rows, truster → ranked trustees (an empty tuple blocks broader scopes); ``ballots`` map
+    a voter to grades (a missing grade is 0). Build it with :meth:`from_dict`, which validates;
+    the engine trusts a TallyInput to be valid.
     """
 
     voters: Mapping[str, int]
     options: tuple[str, ...]
-    delegations: tuple[Delegation, ...] = ()
+    delegations: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=_empty_rows)
     ballots: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     version: int = TALLY_VERSION
@@ -330,27 +457,7 @@ class TallyInput:
         version = d["version"]
         if type(version) is not int or version != TALLY_VERSION:
             raise _fail("version", f"unsupported version {version!r} (expected {TALLY_VERSION})")
-        voters = d["voters"]
-        if type(voters) is not dict:
-            raise _fail("voters", f"must be an object, not {type(voters).__name__}")
-        if len(voters) > MAX_VOTERS:
-            raise _fail("voters", f"{len(voters)} voters (at most {MAX_VOTERS})")
-        total = 0
-        for voter, weight in voters.items():
-            if (
-                type(voter) is not str
-                or not 0 < len(voter) <= MAX_ID_LENGTH
-                or not voter.isascii()
-                or not voter.isprintable()
-            ):
-                _check_id(voter, "voters")
-            if type(weight) is not int or weight < 0:
-                if type(weight) is int:
-                    raise _fail(f"voters.{voter}", f"negative weight {weight}")
-                _check_int(weight, f"voters.{voter}", 0, MAX_TOTAL_WEIGHT)
-            total += weight
-        if total > MAX_TOTAL_WEIGHT:
-            raise _fail("voters", f"total weight {total} exceeds {MAX_TOTAL_WEIGHT}")
+        voters = _bulk_voters(d["voters"]) or _check_voters(d["voters"])
         options = d["options"]
         if type(options) is not list:
             raise _fail("options", f"must be an array, not {type(options).__name__}")
@@ -362,14 +469,28 @@ class TallyInput:
             dup = next(o for n, o in enumerate(options) if o in options[:n])
             raise _fail("options", f"duplicate option {dup!r}")
         opts = tuple(options)
+        rows = d.get("delegations", [])
+        ballots = d.get("ballots", {})
+        delegations = _bulk_rows(rows, voters)
+        if delegations is None:
+            delegations = _check_rows(rows, voters)
+        checked = _bulk_ballots(ballots, voters, opts)
+        if checked is None:
+            checked = _check_ballots(ballots, voters, opts)
         return cls(
-            voters=dict(voters),
+            voters=voters,
             options=opts,
-            delegations=_parse_rows(d.get("delegations", []), voters),
-            ballots=_parse_ballots(d.get("ballots", {}), voters, opts),
+            delegations=delegations,
+            ballots=checked,
             policy=Policy.from_dict(d.get("policy", {})),
             version=version,
         )
+
+    def rows(self) -> Iterator[Delegation]:
+        """Yield the delegation rows, scope by scope (assembly, area, issue)."""
+        for scope in SCOPES:
+            for truster, trustees in self.delegations.get(scope, {}).items():
+                yield Delegation(truster, scope, trustees)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form, with every policy key spelled out."""
@@ -377,7 +498,7 @@ class TallyInput:
             "version": self.version,
             "voters": dict(self.voters),
             "options": list(self.options),
-            "delegations": [row.to_dict() for row in self.delegations],
+            "delegations": [row.to_dict() for row in self.rows()],
             "ballots": {v: dict(g) for v, g in self.ballots.items()},
             "policy": self.policy.to_dict(),
         }

@@ -1,11 +1,10 @@
 """Delegation resolution: who casts whose weight (docs/TALLY.md, "Resolution").
 
-Voters are numbered in sorted id order. Each voter's *effective row* is its narrowest row (issue >
-area > assembly); an empty list blocks the broader scopes. Voters with a ballot cast their own
-weight and their own rows are ignored. Every other voter with an effective row follows a path
-chosen by the delegation rule among *feasible* paths: simple paths through delegating voters that
-end at a casting voter. Ranks are positions in a trustee list after skipping trustees who are not
-voters.
+Each voter's *effective row* is its narrowest row (issue > area > assembly); an empty list blocks
+the broader scopes. Voters with a ballot cast their own weight and their own rows are ignored.
+Every other voter with an effective row follows a path chosen by the delegation rule among
+*feasible* paths: simple paths through delegating voters that end at a casting voter. Ranks are
+positions in a trustee list after skipping trustees who are not voters.
 
 How each rule is computed, in O(V + E) unless noted:
 
@@ -25,17 +24,28 @@ How each rule is computed, in O(V + E) unless noted:
   the current prefix) and stops at the first exit, or at a vertex whose already known path avoids
   the prefix. That is O(component size + edges) per voter of a non-trivial component.
 
-A path is stored as a segment: ``mid[v]`` (the vertices between ``v`` and ``nxt[v]``, empty for
+Skipping trustees who are not voters never needs a pass of its own: such a trustee is never at
+any distance from a casting voter, so it is never chosen, and dropping it keeps the order of the
+others, which is all that BFD's and DFD's comparisons use. Only MinSum adds rank numbers, so only
+MinSum renumbers the lists that hold an unknown trustee.
+
+A path is stored as a segment: ``mid[v]`` (the voters between ``v`` and ``nxt[v]``, empty for
 tree-like hops) followed by ``nxt[v]``'s own path. Weights are then pushed along segments in the
 reverse of the order in which paths were fixed.
+
+Everything is keyed by voter id: the loops below run once per voter or row of a city-sized
+electorate, and ids avoid a translation pass to and from integer indexes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import defaultdict, deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import not_
 
-from ._input import TallyInput
+from ._input import SCOPES, TallyInput
 
 __all__ = [
     "ABSENT",
@@ -53,58 +63,79 @@ DELEGATED = 2
 LOST_CYCLE = 3
 LOST_DEAD_END = 4
 
-_PRIORITY = {"assembly": 1, "area": 2, "issue": 3}
 _INF = 1 << 62
+
+Names = tuple[str, ...]
 
 
 @dataclass(slots=True)
 class Resolution:
-    """The resolved electorate, in voter-index arrays (index = position in sorted ids)."""
+    """The resolved electorate, keyed by voter id."""
 
+    #: Every voter, in sorted order (the canonical key order).
     ids: list[str]
-    index: dict[str, int]
-    own: list[int]
-    #: ABSENT, DIRECT, DELEGATED, LOST_CYCLE or LOST_DEAD_END per voter.
-    status: bytearray
-    #: Priority (1 assembly, 2 area, 3 issue) of the voter's effective row, 0 if none.
-    scope: bytearray
-    #: Trustees of each voter's effective row as given (None: no row).
-    rows: list[tuple[str, ...] | None]
-    #: Effective trustee list after skipping (None: no row, a blocking row, or a casting voter).
-    trustees: list[tuple[int, ...] | None]
-    #: Weight of direct and delegated voters (0 for the others).
-    weight: list[int]
-    #: Last vertex of each delegated voter's segment, -1 otherwise.
-    nxt: list[int]
-    #: Intermediate vertices of the segments that are longer than one hop.
-    mid: dict[int, tuple[int, ...]]
-    #: Casting voters, in index order.
-    casting: list[int]
+    #: Each voter's own weight (the input's ``voters``).
+    own: Mapping[str, int]
+    #: The casting voters (the input's ``ballots``).
+    casting: Mapping[str, Mapping[str, int]]
+    #: The rows of each scope: scope → truster → trustees as given.
+    rows: dict[str, Mapping[str, Names]]
+    #: Delegating voters (no ballot, a non-empty effective row) → that row's trustees as given.
+    trustees: dict[str, Names]
+    #: Weight of every direct and delegated voter.
+    weight: dict[str, int]
+    #: Last voter of each delegated voter's segment.
+    nxt: dict[str, str]
+    #: Intermediate voters of the segments that are longer than one hop.
+    mid: dict[str, Names]
     #: Delegated voters in the order their paths were fixed (a segment's end comes first).
-    order: list[int]
+    order: list[str]
+    #: Lost voters → LOST_CYCLE or LOST_DEAD_END.
+    lost: dict[str, int]
 
-    def path(self, v: int) -> list[int]:
+    def status(self, v: str) -> int:
+        """Return ABSENT, DIRECT, DELEGATED, LOST_CYCLE or LOST_DEAD_END."""
+        if v in self.casting:
+            return DIRECT
+        if v in self.nxt:
+            return DELEGATED
+        return self.lost.get(v, ABSENT)
+
+    def scope(self, v: str) -> str | None:
+        """Return the scope of ``v``'s effective row (None if it has none)."""
+        return next((s for s in reversed(SCOPES) if v in self.rows[s]), None)
+
+    def row(self, v: str) -> Names:
+        """Return the trustees of ``v``'s effective row as given (empty if none)."""
+        return next((self.rows[s][v] for s in reversed(SCOPES) if v in self.rows[s]), ())
+
+    def remaining(self, v: str) -> Names:
+        """Return the trustees of ``v``'s effective row who are voters, in rank order."""
+        own = self.own
+        return tuple(t for t in self.trustees.get(v, ()) if t in own)
+
+    def path(self, v: str) -> list[str]:
         """Return the path of delegated voter ``v``: first trustee first, casting voter last."""
-        out: list[int] = []
-        nxt, mid, status = self.nxt, self.mid, self.status
+        out: list[str] = []
+        nxt, mid, casting = self.nxt, self.mid, self.casting
         while True:
             seg = mid.get(v)
             if seg:
                 out.extend(seg)
             v = nxt[v]
             out.append(v)
-            if status[v] == DIRECT:
+            if v in casting:
                 return out
 
-    def first_chain(self, v: int) -> list[int]:
+    def first_chain(self, v: str) -> list[str]:
         """Return the chain of first remaining trustees from ``v`` (used to explain a loss).
 
-        It stops before a voter is revisited, or at a voter with no trustee to follow.
+        It stops after a voter is revisited, or at a voter with no trustee to follow.
         """
         seen = {v}
-        out: list[int] = []
+        out: list[str] = []
         while True:
-            tl = self.trustees[v]
+            tl = self.remaining(v)
             if not tl:
                 return out
             v = tl[0]
@@ -113,75 +144,38 @@ class Resolution:
                 return out
             seen.add(v)
 
-    def iter_paths(self) -> Iterator[tuple[int, list[int]]]:
-        """Yield ``(voter, path)`` for every delegated voter, in index order."""
-        for v, s in enumerate(self.status):
-            if s == DELEGATED:
-                yield v, self.path(v)
-
 
 def resolve(inp: TallyInput) -> Resolution:
     """Resolve the delegations of a validated ``inp`` under its policy's delegation rule."""
     voters = inp.voters
-    ids = sorted(voters)
-    n = len(ids)
-    index = {v: i for i, v in enumerate(ids)}
-    own = [voters[v] for v in ids]
+    ballots = inp.ballots
+    ids = sorted(voters)  # linear when the input came from a canonical (sorted) document
 
-    # Effective rows: the narrowest scope wins.
-    prio = bytearray(n)
-    rows: list[tuple[str, ...] | None] = [None] * n
-    for truster, scope, names in inp.delegations:
-        i = index[truster]
-        p = _PRIORITY[scope]
-        if prio[i] < p:
-            prio[i] = p
-            rows[i] = names
+    # Effective rows: merge the scopes broadest first, so that a narrower row overwrites; then
+    # drop the casting voters' rows (ignored) and the blocking empty rows.
+    rows = {s: inp.delegations.get(s, {}) for s in SCOPES}
+    trustees = {**rows["assembly"], **rows["area"], **rows["issue"]}
+    deque(map(trustees.pop, ballots, repeat(None)), maxlen=0)
+    for v in list(compress(trustees, map(not_, trustees.values()))):
+        del trustees[v]
 
-    status = bytearray(n)
-    casting = sorted(index[v] for v in inp.ballots)
-    for c in casting:
-        status[c] = DIRECT
-
-    # Trustee lists after skipping, and the reversed graph as flat codes (voter << 3 | rank-1).
-    trustees: list[tuple[int, ...] | None] = [None] * n
-    rev: list[list[int] | None] = [None] * n
-    get = index.get
-    for i in range(n):
-        row = rows[i]
-        if not row or status[i] == DIRECT:
-            continue
-        if len(row) == 1:
-            t = get(row[0])
-            tl: tuple[int, ...] = () if t is None else (t,)
-        else:
-            tl = tuple(t for t in map(get, row) if t is not None)
-        trustees[i] = tl
-        code = i << 3
-        for t in tl:
-            lst = rev[t]
-            if lst is None:
-                rev[t] = [code]
-            else:
-                lst.append(code)
-            code += 1
-
-    nxt = [-1] * n
-    mid: dict[int, tuple[int, ...]] = {}
+    nxt: dict[str, str] = {}
+    mid: dict[str, Names] = {}
     rule = inp.policy.delegation_rule
     if rule == "minsum":
-        order = _minsum(casting, trustees, rev, nxt)
+        order = _minsum(ballots, trustees, voters, nxt)
     else:
-        order, dist = _bfs(casting, rev, n)
+        levels, dist = _bfs(ballots, trustees)
         if rule == "dfd":
-            order = _dfd(casting, trustees, dist, nxt, mid)
+            order = _dfd(ballots, trustees=trustees, voters=voters, dist=dist, nxt=nxt, mid=mid)
         else:
-            _choose_bfd(order, trustees, dist, nxt)
+            order = _choose_bfd(levels, trustees, nxt)
 
     # Push weights along segments, latest-fixed first (its carried weight is then complete).
-    carried = own[:]
+    carried = dict(zip(order, map(voters.__getitem__, order), strict=True))
+    carried.update(zip(ballots, map(voters.__getitem__, ballots), strict=True))
     if mid:
-        passing: dict[int, int] = {}
+        passing: dict[str, int] = {}
         for u in reversed(order):
             m = carried[u]
             seg = mid.get(u)
@@ -194,85 +188,118 @@ def resolve(inp: TallyInput) -> Resolution:
     else:
         for u in reversed(order):
             carried[nxt[u]] += carried[u]
-    weight = [0] * n
-    for c in casting:
-        weight[c] = carried[c]
-    for u in order:
-        status[u] = DELEGATED
-        weight[u] = carried[u]
 
-    _classify_lost(trustees, status)
+    lost = _classify_lost(trustees, nxt, voters)
     return Resolution(
         ids=ids,
-        index=index,
-        own=own,
-        status=status,
-        scope=prio,
+        own=voters,
+        casting=ballots,
         rows=rows,
         trustees=trustees,
-        weight=weight,
+        weight=carried,
         nxt=nxt,
         mid=mid,
-        casting=casting,
         order=order,
+        lost=lost,
     )
 
 
-def _bfs(casting: list[int], rev: list[list[int] | None], n: int) -> tuple[list[int], list[int]]:
-    """Return the voters that can reach a casting voter, in BFS order, and their distances."""
-    dist = [-1] * n
-    queue = list(casting)
-    for c in casting:
-        dist[c] = 0
+def _bfs(
+    casting: Mapping[str, object], trustees: dict[str, Names]
+) -> tuple[list[list[str]], dict[str, int]]:
+    """Return the voters that can reach a casting voter, by distance, and their distances.
+
+    While a BFS level is large, it is found by one C-level pass over the voters not reached yet
+    (those with a trustee in the previous level). Once a level is small next to what remains,
+    the rest is an ordinary BFS over the reversed edges of the voters that remain. A pass runs
+    only while the level it finds is at least a quarter of what it scans, so passes cost O(V).
+    """
+    dist = dict.fromkeys(casting, 0)
+    levels: list[list[str]] = [list(casting)]
+    remaining = dict(trustees)
+    frontier = set(casting)
+    while frontier and remaining:
+        hit = list(compress(remaining, map(not_, map(frontier.isdisjoint, remaining.values()))))
+        if not hit:
+            return levels, dist
+        d = len(levels)
+        dist.update(zip(hit, repeat(d)))
+        levels.append(hit)
+        deque(map(remaining.pop, hit), maxlen=0)
+        frontier = set(hit)
+        if len(hit) * 4 < len(remaining):
+            break
+    else:
+        return levels, dist
+    rev: dict[str, list[str]] = defaultdict(list)
+    for v, names in remaining.items():
+        for t in names:
+            rev[t].append(v)
+    queue = list(levels[-1])
+    get = rev.get
     for u in queue:  # the list grows while it is read: a FIFO queue
-        lst = rev[u]
-        if lst is not None:
-            du = dist[u] + 1
-            for code in lst:
-                v = code >> 3
-                if dist[v] < 0:
-                    dist[v] = du
-                    queue.append(v)
-    return queue[len(casting) :], dist
+        lst = get(u)
+        if lst is None:
+            continue
+        du = dist[u] + 1
+        for v in lst:
+            if v not in dist:
+                dist[v] = du
+                queue.append(v)
+                if du == len(levels):
+                    levels.append([])
+                levels[du].append(v)
+    return levels, dist
 
 
 def _choose_bfd(
-    order: list[int], trustees: list[tuple[int, ...] | None], dist: list[int], nxt: list[int]
-) -> None:
-    """Give each reached voter its best-ranked trustee one step closer to a casting voter."""
-    for v in order:
-        closer = dist[v] - 1
-        for t in trustees[v]:  # type: ignore[union-attr]
-            if dist[t] == closer:
-                nxt[v] = t
-                break
+    levels: list[list[str]],
+    trustees: dict[str, Names],
+    nxt: dict[str, str],
+) -> list[str]:
+    """Give each reached voter its best-ranked trustee one level closer to a casting voter.
+
+    Return the reached voters by increasing distance (each after its chosen trustee).
+    """
+    order: list[str] = []
+    for d in range(1, len(levels)):
+        closer = set(levels[d - 1])
+        level = levels[d]
+        lists = map(trustees.__getitem__, level)
+        nxt.update(
+            zip(level, map(next, map(filter, repeat(closer.__contains__), lists)), strict=True)
+        )
+        order.extend(level)
+    return order
 
 
 def _minsum(
-    casting: list[int],
-    trustees: list[tuple[int, ...] | None],
-    rev: list[list[int] | None],
-    nxt: list[int],
-) -> list[int]:
+    casting: Mapping[str, object],
+    trustees: dict[str, Names],
+    voters: Mapping[str, int],
+    nxt: dict[str, str],
+) -> list[str]:
     """Minimum rank-sum delegation (Dial's algorithm); return the reached voters in order."""
-    dist = [_INF] * len(trustees)
-    for c in casting:
-        dist[c] = 0
-    buckets: list[list[int]] = [list(casting)]
-    order: list[int] = []
+    ranked: dict[str, Names] = {}
+    rev: dict[str, list[tuple[str, int]]] = {}
+    for v, names in trustees.items():
+        if not all(map(voters.__contains__, names)):
+            names = tuple(t for t in names if t in voters)  # noqa: PLW2901  (ranks after skipping)
+        ranked[v] = names
+        for r, t in enumerate(names, 1):
+            rev.setdefault(t, []).append((v, r))
+    dist = dict.fromkeys(casting, 0)
+    buckets: list[list[str]] = [list(casting)]
+    order: list[str] = []
     d = 0
     while d < len(buckets):
         for u in buckets[d]:
             if dist[u] != d:  # superseded by a shorter distance found later
                 continue
             order.append(u)
-            lst = rev[u]
-            if lst is None:
-                continue
-            for code in lst:
-                v = code >> 3
-                nd = d + (code & 7) + 1
-                if nd < dist[v]:
+            for v, r in rev.get(u, ()):
+                nd = d + r
+                if nd < dist.get(v, _INF):
                     dist[v] = nd
                     while len(buckets) <= nd:
                         buckets.append([])
@@ -280,106 +307,104 @@ def _minsum(
         buckets[d] = []
         d += 1
     order = order[len(casting) :]
+    get = dist.get
     for v in order:
         dv = dist[v]
-        for r, t in enumerate(trustees[v], 1):  # type: ignore[arg-type]
-            if dist[t] + r == dv:
+        for r, t in enumerate(ranked[v], 1):
+            if get(t, _INF) + r == dv:
                 nxt[v] = t
                 break
     return order
 
 
 def _dfd(
-    casting: list[int],
-    trustees: list[tuple[int, ...] | None],
-    dist: list[int],
-    nxt: list[int],
-    mid: dict[int, tuple[int, ...]],
-) -> list[int]:
-    """Depth-first delegation; ``dist`` (from BFD) marks the voters that can reach a caster.
+    casting: Mapping[str, object],
+    *,
+    trustees: dict[str, Names],
+    voters: Mapping[str, int],
+    dist: dict[str, int],
+    nxt: dict[str, str],
+    mid: dict[str, Names],
+) -> list[str]:
+    """Depth-first delegation; ``dist`` (from the BFS) holds the voters that reach a caster.
 
     Return the delegated voters in the order their paths were fixed (dependencies first).
     """
-    n = len(trustees)
-    known = bytearray(n)  # 1 once a voter's path is fixed (casting voters: the empty path)
-    for c in casting:
-        known[c] = 1
-    order: list[int] = []
+    known: set[str] = set(casting)  # voters whose path is fixed (casting voters: the empty path)
+    order: list[str] = []
+
+    def first(x: str) -> str | None:
+        names = trustees.get(x)
+        if not names:
+            return None
+        t = names[0]
+        return t if t in voters else next(filter(voters.__contains__, names), None)
 
     # 1. Voters whose rank-1 chain reaches a casting voter take it (all ranks 1 is the minimum).
-    state = bytearray(n)  # 0 unseen, 1 on the current walk, 2 done
-    for c in casting:
-        state[c] = 2
-    for v in range(n):
-        if state[v] or dist[v] < 0:
+    done: set[str] = set(casting)
+    for v in trustees:
+        if v in done or v not in dist:
             continue
-        walk: list[int] = []
-        x = v
-        while x >= 0 and state[x] == 0:
-            state[x] = 1
+        walk: list[str] = []
+        on_walk: set[str] = set()
+        x: str | None = v
+        while x is not None and x not in done and x not in on_walk:
             walk.append(x)
-            tl = trustees[x]
-            x = tl[0] if tl else -1
-        ok = x >= 0 and known[x]
-        for w in walk:
-            state[w] = 2
+            on_walk.add(x)
+            x = first(x)
+        ok = x is not None and x in known
+        done.update(walk)
         if ok:
             for w in reversed(walk):
-                nxt[w] = trustees[w][0]  # type: ignore[index]
-                known[w] = 1
+                nxt[w] = x  # type: ignore[assignment]
+                x = w
+                known.add(w)
                 order.append(w)
 
     # 2. The others that can reach a caster, by strongly connected components, downstream first.
-    hard = [v for v in range(n) if dist[v] > 0 and not known[v]]
+    hard = [v for v in trustees if v in dist and v not in known]
     if not hard:
         return order
-    comp = [-1] * n
-    in_hard = bytearray(n)
-    for v in hard:
-        in_hard[v] = 1
+    comp: dict[str, int] = {}
     search = _DepthFirst(trustees, comp, known, nxt, mid)
-    for cid, members in enumerate(_components(hard, trustees, in_hard)):
+    for cid, members in enumerate(_components(hard, trustees, set(hard))):
         if len(members) == 1:
             v = members[0]
-            for t in trustees[v]:  # type: ignore[union-attr]
-                if known[t]:
-                    nxt[v] = t
-                    break
-            known[v] = 1
-            order.append(v)
+            nxt[v] = next(filter(known.__contains__, trustees[v]))
+        else:
+            comp.update(zip(members, repeat(cid)))
+            members.sort(key=lambda u: (dist[u], u))
+            for v in members:
+                search.run(v, cid)
+                known.add(v)
+                order.append(v)
             continue
-        for v in members:
-            comp[v] = cid
-        members.sort(key=lambda u: (dist[u], u))
-        for v in members:
-            search.run(v, cid)
-            known[v] = 1
-            order.append(v)
+        known.add(v)
+        order.append(v)
     return order
 
 
 class _DepthFirst:
     """The DFD search inside one strongly connected component."""
 
-    __slots__ = ("comp", "dead", "known", "mid", "nxt", "stamp", "trustees")
+    __slots__ = ("comp", "dead", "known", "mid", "nxt", "trustees")
 
     def __init__(
         self,
-        trustees: list[tuple[int, ...] | None],
-        comp: list[int],
-        known: bytearray,
-        nxt: list[int],
-        mid: dict[int, tuple[int, ...]],
+        trustees: dict[str, Names],
+        comp: dict[str, int],
+        known: set[str],
+        nxt: dict[str, str],
+        mid: dict[str, Names],
     ) -> None:
         self.trustees = trustees
         self.comp = comp
         self.known = known
         self.nxt = nxt
         self.mid = mid
-        self.dead = [0] * len(trustees)
-        self.stamp = 0
+        self.dead: set[str] = set()
 
-    def avoids(self, y: int, on_path: set[int], cid: int) -> bool:
+    def avoids(self, y: str, on_path: set[str], cid: int) -> bool:
         """Return whether the known path of ``y`` stays off ``on_path`` inside component ``cid``."""
         comp, nxt, mid = self.comp, self.nxt, self.mid
         z = y
@@ -388,54 +413,56 @@ class _DepthFirst:
                 if m in on_path:
                     return False
             z = nxt[z]
-            if comp[z] != cid:
+            if comp.get(z) != cid:
                 return True
             if z in on_path:
                 return False
 
-    def run(self, v: int, cid: int) -> None:
+    def run(self, v: str, cid: int) -> None:
         """Fix the lexicographically smallest feasible simple path of ``v`` (in component ``cid``).
 
-        A depth-first search in rank order. A vertex whose trustees are all explored without
+        A depth-first search in rank order. A voter whose trustees are all explored without
         success is dead for the rest of this search: it cannot reach a casting voter avoiding
         the current prefix, nor any later prefix of this search (those only add constraints
-        or remove vertices it could not use anyway). The search cannot fail, since ``v`` can
+        or remove voters it could not use anyway). The search cannot fail, since ``v`` can
         reach a casting voter at all.
         """
-        trustees, comp, known, dead = self.trustees, self.comp, self.known, self.dead
-        self.stamp += 1
-        stamp = self.stamp
+        trustees, comp, known = self.trustees, self.comp, self.known
+        dead = self.dead
+        dead.clear()
         path = [v]
         ptr = [0]
         on_path = {v}
         while True:
             x = path[-1]
-            tl: tuple[int, ...] = trustees[x]  # type: ignore[assignment]
+            tl = trustees[x]
             k = ptr[-1]
+            y: str | None = None
             while k < len(tl):
-                y = tl[k]
+                t = tl[k]
                 k += 1
-                if comp[y] != cid:
-                    if known[y]:  # leaves the component: the rest is y's own path
+                if comp.get(t) != cid:
+                    if t in known:  # leaves the component: the rest is t's own path
+                        y = t
                         break
+                    continue  # not a voter, or no way to a casting voter
+                if t in on_path or t in dead:
                     continue
-                if y in on_path or dead[y] == stamp:
-                    continue
-                if known[y] and self.avoids(y, on_path, cid):
-                    break  # y's own path is the best one from y that avoids the prefix
+                if t in known and self.avoids(t, on_path, cid):
+                    y = t  # t's own path is the best one from t that avoids the prefix
+                    break
                 ptr[-1] = k
-                path.append(y)
+                path.append(t)
                 ptr.append(0)
-                on_path.add(y)
-                y = -1
+                on_path.add(t)
                 break
             else:
-                dead[x] = stamp
+                dead.add(x)
                 path.pop()
                 ptr.pop()
                 on_path.discard(x)
                 continue
-            if y >= 0:
+            if y is not None:
                 self.nxt[v] = y
                 if len(path) > 1:
                     self.mid[v] = tuple(path[1:])
@@ -443,16 +470,16 @@ class _DepthFirst:
 
 
 def _components(
-    hard: list[int], trustees: list[tuple[int, ...] | None], in_hard: bytearray
-) -> Iterator[list[int]]:
+    hard: list[str], trustees: dict[str, Names], in_hard: set[str]
+) -> Iterator[list[str]]:
     """Tarjan's strongly connected components of the subgraph on ``hard`` (iterative).
 
     Components are yielded in reverse topological order: each after every one it can reach.
     """
-    low: dict[int, int] = {}
-    num: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
+    low: dict[str, int] = {}
+    num: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
     counter = 0
     for root in hard:
         if root in num:
@@ -465,24 +492,24 @@ def _components(
                 counter += 1
                 stack.append(x)
                 on_stack.add(x)
-            tl: tuple[int, ...] = trustees[x]  # type: ignore[assignment]
+            tl = trustees[x]
             recursed = False
             while k < len(tl):
                 y = tl[k]
                 k += 1
-                if not in_hard[y]:
+                if y not in in_hard:
                     continue
                 if y not in num:
                     work.append((x, k))
                     work.append((y, 0))
                     recursed = True
                     break
-                if y in on_stack and num[y] < low[x]:
-                    low[x] = num[y]
+                if y in on_stack:
+                    low[x] = min(low[x], num[y])
             if recursed:
                 continue
             if low[x] == num[x]:
-                members: list[int] = []
+                members: list[str] = []
                 while True:
                     w = stack.pop()
                     on_stack.discard(w)
@@ -495,37 +522,35 @@ def _components(
                 low[parent] = min(low[parent], low[x])
 
 
-def _classify_lost(trustees: list[tuple[int, ...] | None], status: bytearray) -> None:
-    """Mark voters with a row but no feasible path as lost in a cycle or at a dead end.
+def _classify_lost(
+    trustees: dict[str, Names], nxt: dict[str, str], voters: Mapping[str, int]
+) -> dict[str, int]:
+    """Return the delegating voters without a feasible path, lost in a cycle or at a dead end.
 
     The reason follows the chain of first remaining trustees: ``cycle`` if it revisits a voter,
     ``dead_end`` if it stops at a voter with nothing to follow. Every voter on such a chain is
     itself lost or absent (a trustee with a feasible path would give the truster one).
     """
-    n = len(trustees)
-    for v in range(n):
-        if status[v] != ABSENT or trustees[v] is None:
+    lost: dict[str, int] = {}
+    for v in list(compress(trustees, map(not_, map(nxt.__contains__, trustees)))):
+        if v in lost:
             continue
-        walk: list[int] = []
-        on_walk: set[int] = set()
+        walk: list[str] = []
+        on_walk: set[str] = set()
         x = v
         reason = LOST_DEAD_END
         while True:
             walk.append(x)
             on_walk.add(x)
-            tl = trustees[x]
-            if not tl:
+            y = next(filter(voters.__contains__, trustees.get(x, ())), None)
+            if y is None or y not in trustees:  # nothing to follow, or an absent voter
                 break
-            y = tl[0]
             if y in on_walk:
                 reason = LOST_CYCLE
                 break
-            s = status[y]
-            if s != ABSENT:  # already classified on an earlier walk
-                reason = s
-                break
-            if trustees[y] is None:  # absent: nothing to follow
+            if y in lost:  # already classified on an earlier walk
+                reason = lost[y]
                 break
             x = y
-        for w in walk:
-            status[w] = reason
+        lost.update(zip(walk, repeat(reason)))
+    return lost

@@ -7,16 +7,14 @@ A result computed by the engine keeps its per-voter part in the engine's index a
 (:class:`VoterTable`, a read-only mapping that builds :class:`VoterResult` objects on access) and
 writes that part of the canonical bytes directly, one voter at a time, instead of building a
 million small dicts for ``encode`` to walk. It can do so because the input was validated: every
-id is printable ASCII (so ``json.encoder.encode_basestring`` gives exactly the canonical string),
-every integer is below 2^31, and voters are numbered in sorted id order, which is the canonical
-key order for ASCII keys. ``tests/protocol/test_tally_result.py`` checks the fast bytes against
+id is printable ASCII without ``"`` or ``\\`` (so ``"id"`` is exactly its canonical string), every
+integer is below 2^31, and the ids are sorted, which is the canonical key order for ASCII keys. ``tests/protocol/test_tally_result.py`` checks the fast bytes against
 ``encode(result.to_dict())`` byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json.encoder
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +23,7 @@ from protocol.encoding import encode
 from protocol.errors import ValidationError
 
 from ._input import SCOPES, TALLY_VERSION
-from ._resolve import ABSENT, DELEGATED, DIRECT, LOST_CYCLE, LOST_DEAD_END, Resolution
+from ._resolve import ABSENT, DELEGATED, DIRECT, LOST_CYCLE, Resolution
 
 __all__ = ["OptionResult", "TallyResult", "VoterResult", "VoterTable"]
 
@@ -197,17 +195,17 @@ class VoterTable(Mapping[str, VoterResult]):
 
     def __getitem__(self, voter: str) -> VoterResult:
         res = self._res
-        v = res.index[voter]
-        s = res.status[v]
+        if voter not in res.own:
+            raise KeyError(voter)
+        s = res.status(voter)
         if s == DIRECT:
-            return VoterResult("direct", weight=res.weight[v])
+            return VoterResult("direct", weight=res.weight[voter])
         if s == DELEGATED:
-            ids = res.ids
             return VoterResult(
                 "delegated",
-                weight=res.weight[v],
-                scope=SCOPES[res.scope[v] - 1],
-                path=tuple(ids[x] for x in res.path(v)),
+                weight=res.weight[voter],
+                scope=res.scope(voter),
+                path=tuple(res.path(voter)),
             )
         if s == ABSENT:
             return VoterResult("absent")
@@ -220,44 +218,40 @@ class VoterTable(Mapping[str, VoterResult]):
         return len(self._res.ids)
 
     def __contains__(self, voter: object) -> bool:
-        return voter in self._res.index
+        return voter in self._res.own
 
     def canonical_chunks(self, chunk: int = 65536) -> Iterator[str]:
-        """Yield the canonical text of the map's members (``"id":{…}`` joined by commas)."""
+        """Yield the canonical text of the map's members (``"id":{…}`` joined by commas).
+
+        Ids are printable ASCII without ``"`` or ``\\`` (TallyInput's id rule), so ``"id"`` is
+        their canonical JSON string.
+        """
         res = self._res
-        enc = json.encoder.encode_basestring
-        ids, status, weight, prio = res.ids, res.status, res.weight, res.scope
-        nxt, mid = res.nxt, res.mid
-        quoted = [enc(x) for x in ids]
-        # Each delegated voter's path text, built once from its segment's last vertex's text.
-        tails: dict[int, str] = {}
+        weight, nxt, mid, casting = res.weight, res.nxt, res.mid, res.casting
+        frag = {v: f'"{v}":{{"status":"direct","weight":{weight[v]}}}' for v in casting}
+        # Each delegated voter's path text is built once, from its segment end's text.
+        tails: dict[str, str] = {}
+        issue_rows, area_rows = res.rows["issue"], res.rows["area"]
         for v in res.order:
             t = nxt[v]
-            text = quoted[t] if status[t] == DIRECT else f"{quoted[t]},{tails[t]}"
+            text = f'"{t}"' if t in casting else f'"{t}",{tails[t]}'
             seg = mid.get(v)
-            tails[v] = ",".join([quoted[x] for x in seg] + [text]) if seg else text
-        scopes = [f'"{s}"' for s in ("", *SCOPES)]
-        lost = {
-            LOST_CYCLE: '{"reason":"cycle","status":"lost"}',
-            LOST_DEAD_END: '{"reason":"dead_end","status":"lost"}',
-            ABSENT: '{"status":"absent"}',
-        }
-        parts: list[str] = []
-        for v, s in enumerate(status):
-            if s == DIRECT:
-                parts.append(f'{quoted[v]}:{{"status":"direct","weight":{weight[v]}}}')
-            elif s == DELEGATED:
-                parts.append(
-                    f'{quoted[v]}:{{"path":[{tails[v]}],"scope":{scopes[prio[v]]},'
-                    f'"status":"delegated","weight":{weight[v]}}}'
-                )
-            else:
-                parts.append(f"{quoted[v]}:{lost[s]}")
-            if len(parts) == chunk:
-                yield ",".join(parts)
-                parts = []
-        if parts:
-            yield ",".join(parts)
+            if seg:
+                text = ",".join([*(f'"{x}"' for x in seg), text])
+            tails[v] = text
+            scope = "issue" if v in issue_rows else "area" if v in area_rows else "assembly"
+            frag[v] = (
+                f'"{v}":{{"path":[{text}],"scope":"{scope}",'
+                f'"status":"delegated","weight":{weight[v]}}}'
+            )
+        for v, s in res.lost.items():
+            reason = "cycle" if s == LOST_CYCLE else "dead_end"
+            frag[v] = f'"{v}":{{"reason":"{reason}","status":"lost"}}'
+        for v in res.own.keys() - frag.keys():
+            frag[v] = f'"{v}":{{"status":"absent"}}'
+        ids = res.ids
+        for start in range(0, len(ids), chunk):
+            yield ",".join(map(frag.__getitem__, ids[start : start + chunk]))
 
 
 @dataclass(frozen=True, slots=True)

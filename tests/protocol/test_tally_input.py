@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.errors import TallyInputError
 from protocol.tally import (
@@ -13,9 +15,11 @@ from protocol.tally import (
     MAX_OPTIONS,
     MAX_TOTAL_WEIGHT,
     MAX_TRUSTEES,
+    Delegation,
     Majority,
     Policy,
     TallyInput,
+    _input,
     tally,
 )
 
@@ -87,6 +91,8 @@ BAD = [
     (edit("voters", {"a": MAX_TOTAL_WEIGHT, "b": 1, "c": 0}), "total weight 2147483648 exceeds"),
     (edit("voters", {"a b\n": 1}), "printable ASCII"),
     (edit("voters", {"é": 1}), "printable ASCII"),
+    (edit("voters", {'a"b': 1}), 'other than " and'),
+    (edit("delegations.0.trustees", ["b\\c"]), "delegations[0].trustees[0]: id"),
     (edit("voters", {"x" * (MAX_ID_LENGTH + 1): 1}), "printable ASCII"),
     (edit("voters", []), "voters: must be an object"),
     (edit("options", ["x", "x"]), "options: duplicate option 'x'"),
@@ -175,7 +181,9 @@ def test_round_trip_keeps_everything() -> None:
     inp = TallyInput.from_dict(copy.deepcopy(doc))
     again = TallyInput.from_dict(inp.to_dict())
     assert again == inp
-    assert again.to_dict()["delegations"] == doc["delegations"]
+    key = lambda r: (r["scope"], r["truster"])  # noqa: E731  (row order carries no meaning)
+    assert sorted(again.to_dict()["delegations"], key=key) == sorted(doc["delegations"], key=key)
+    assert next(iter(again.rows())) == Delegation("b", "assembly", ())
     assert again.to_dict()["ballots"] == doc["ballots"]
 
 
@@ -186,3 +194,65 @@ def test_input_is_copied() -> None:
     doc["voters"]["a"] = 5
     assert inp.ballots["c"]["x"] == 1
     assert inp.voters["a"] == 1
+
+
+JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.sampled_from(["a", "b", "c", "x", 'q"', ""]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "x"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@st.composite
+def mutated(draw: Any) -> dict[str, Any]:
+    doc = base()
+    doc["delegations"].append({"truster": "c", "scope": "issue", "trustees": ["a"]})
+    paths = [
+        ("voters",),
+        ("delegations",),
+        ("ballots",),
+        ("ballots", "c"),
+        ("delegations", 0),
+        ("delegations", 0, "trustees"),
+        ("delegations", 1, "truster"),
+        ("delegations", 2, "scope"),
+        ("ballots", "c", "x"),
+        ("voters", "a"),
+    ]
+    for _ in range(draw(st.integers(0, 2))):
+        path = draw(st.sampled_from(paths))
+        target: Any = doc
+        try:
+            for k in path[:-1]:
+                target = target[k]
+            target[path[-1]] = draw(JSONISH)
+        except (KeyError, IndexError, TypeError):
+            pass
+    return doc
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=mutated())
+def test_bulk_and_item_checks_agree(doc: dict[str, Any]) -> None:
+    def item(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except TallyInputError:
+            return None
+
+    voters = item(_input._check_voters, doc["voters"])
+    assert _input._bulk_voters(doc["voters"]) in (voters, None)
+    if voters is None:
+        return
+    rows = item(_input._check_rows, doc["delegations"], voters)
+    bulk_rows = _input._bulk_rows(doc["delegations"], voters)
+    assert bulk_rows is None or bulk_rows == rows
+    ballots = item(_input._check_ballots, doc["ballots"], voters, ("x", "y"))
+    bulk_ballots = _input._bulk_ballots(doc["ballots"], voters, ("x", "y"))
+    assert bulk_ballots is None or bulk_ballots == ballots

@@ -1,0 +1,178 @@
+"""Tally engine benchmark: a city-sized synthetic issue, resolved, ranked and digested.
+
+The input is generated deterministically from a seeded RNG: N voters with realistic 63-character
+key ids, a power-law (Zipf) delegation graph over 20 areas (the issue's area, the assembly scope
+and the issue scope each have their own popularity order; rows of the other 19 areas never reach
+a TallyInput), ranked lists of 1 to 3 trustees, a few blocking empty rows, 30 % casting voters
+and 5 options graded -2..2. Object keys come in canonical (sorted) order, as they do in a
+document decoded by ``protocol.encoding.decode``.
+
+Each size runs in a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its own.
+The tally time is ``tally(TallyInput)`` including the result's digest; the input parse
+(``TallyInput.from_dict``) is reported on its own row. LiquidFeedback's core needs 33 s here to
+close voting on one issue with 10,000 members (DESIGN.md); the ratio row compares against that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a child process: make the repo and scripts importable
+    sys.path[:0] = [
+        str(Path(__file__).resolve().parents[2]),
+        str(Path(__file__).resolve().parents[1]),
+    ]
+
+from benchmarks import Context, Row
+
+TARGET_SECONDS = 5.0
+TARGET_BYTES = 1.5e9
+LF_SECONDS_10K = 33.0
+AREAS = 20
+OPTIONS = [f"option-{i}" for i in range(1, 6)]
+
+
+def synthetic_input(n: int, seed: int = 1, rule: str = "bfd") -> dict[str, Any]:
+    """Return a TallyInput document for ``n`` voters (deterministic for a given seed)."""
+    rng = random.Random(seed)
+    ids = [
+        "lqpk1" + hashlib.blake2b(i.to_bytes(8, "big"), digest_size=29).hexdigest()
+        for i in range(n)
+    ]
+    # One popularity order per scope: the assembly, the issue's area (1 of AREAS), the issue.
+    orders = []
+    for _ in range(3):
+        perm = ids[:]
+        rng.shuffle(perm)
+        orders.append(perm)
+    logn = n.bit_length()
+
+    def popular(order: list[str]) -> str:
+        # Zipf-like: P(rank ≤ r) ≈ log(r) / log(n).
+        return order[int(2 ** (rng.random() * logn)) % n]
+
+    rows: list[dict[str, Any]] = []
+    # Probability of a row per scope; an area row exists for one area in AREAS per delegator.
+    chances = (("assembly", 0.55, orders[0]), ("area", 0.35, orders[1]), ("issue", 0.08, orders[2]))
+    for v in ids:
+        for scope, chance, order in chances:
+            if rng.random() >= chance:
+                continue
+            if scope != "assembly" and rng.random() < 0.05:
+                rows.append({"truster": v, "scope": scope, "trustees": []})
+                continue
+            k = rng.randint(1, 3)
+            trustees: list[str] = []
+            while len(trustees) < k:
+                t = popular(order)
+                if t != v and t not in trustees:
+                    trustees.append(t)
+            rows.append({"truster": v, "scope": scope, "trustees": trustees})
+    ballots = {}
+    for v in ids:
+        if rng.random() < 0.3:
+            ballots[v] = {o: g for o in OPTIONS if (g := rng.randint(-2, 2))}
+    # Object keys in canonical order, as protocol.encoding.decode returns a canonical document.
+    return {
+        "version": 1,
+        "voters": dict.fromkeys(sorted(ids), 1),
+        "ballots": dict(sorted(ballots.items())),
+        "options": OPTIONS,
+        "delegations": rows,
+        "policy": {"delegation_rule": rule},
+    }
+
+
+def _child(n: int, rule: str) -> dict[str, float]:
+    from protocol.tally import TallyInput, tally
+
+    doc = synthetic_input(n, rule=rule)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
+    inp = TallyInput.from_dict(doc)
+    t1 = time.perf_counter()
+    result = tally(inp)
+    t2 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    statuses: dict[str, int] = {}
+    for r in result.voters.values():
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    return {
+        "parse_s": t1 - t0,
+        "tally_s": t2 - t1,
+        "peak_bytes": peak,
+        "doc_bytes": base,
+        "rows": len(doc["delegations"]),
+        **{f"n_{k}": v for k, v in statuses.items()},
+    }
+
+
+def measure(n: int, rule: str = "bfd") -> dict[str, float]:
+    """Run one size in a fresh interpreter and return its figures."""
+    out = subprocess.run(
+        [sys.executable, __file__, str(n), rule], capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(out.stdout))
+
+
+def run(ctx: Context) -> list[Row]:
+    sizes = [2_000, 20_000, 100_000] if ctx.quick else [10_000, 100_000, 1_000_000]
+    rows: list[Row] = []
+    for n in sizes:
+        m = measure(n)
+        label = f"{n:,} voters"
+        rows.append(
+            Row(f"{label}: parse TallyInput.from_dict ({m['rows']:,.0f} rows)", m["parse_s"], "s")
+        )
+        rows.append(
+            Row(
+                f"{label}: tally incl. digest (BFD) vs 5 s",
+                m["tally_s"],
+                "s",
+                ratio=m["tally_s"] / TARGET_SECONDS,
+                target=1.0,
+                higher_is_better=False,
+            )
+        )
+        rows.append(
+            Row(
+                f"{label}: peak RSS incl. input document vs 1.5 GB",
+                m["peak_bytes"] / 1e6,
+                "MB",
+                ratio=m["peak_bytes"] / TARGET_BYTES,
+                target=1.0,
+                higher_is_better=False,
+            )
+        )
+        rows.append(
+            Row(
+                f"{label}: peak RSS above the input document",
+                (m["peak_bytes"] - m["doc_bytes"]) / 1e6,
+                "MB",
+            )
+        )
+        if n == 10_000:
+            rows.append(
+                Row(
+                    "10,000 voters: speed-up over LiquidFeedback core (33 s)",
+                    LF_SECONDS_10K / m["tally_s"],
+                    "x",
+                )
+            )
+    big = sizes[1]
+    for rule in ("dfd", "minsum"):
+        m = measure(big, rule)
+        rows.append(Row(f"{big:,} voters: tally incl. digest ({rule.upper()})", m["tally_s"], "s"))
+    return rows
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(int(sys.argv[1]), sys.argv[2])))
