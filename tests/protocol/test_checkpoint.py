@@ -1033,7 +1033,8 @@ func main() {
 
 
 @pytest.mark.skipif(
-    shutil.which("go") is None or not (GO_SRC / "note").is_dir(),
+    os.environ.get("CI") != "true"
+    and (shutil.which("go") is None or not (GO_SRC / "note").is_dir()),
     reason="needs a Go toolchain and the golang.org/x/mod sources in GOPATH "
     "(Debian: apt-get install golang-go golang-golang-x-mod-dev)",
 )
