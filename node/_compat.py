@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crypto import LiquideError, SecretKey
@@ -78,6 +79,18 @@ class ReceiptSigner:
         # keys is their canonical encoding (protocol/encoding.py), without the profile walk.
         sig = self.key.sign(RECEIPT_CONTEXT, _dumps(unsigned).encode("utf-8"))
         unsigned["sig"] = base64.b64encode(sig).decode("ascii")
+        return unsigned
+
+    def sign_many(
+        self,
+        items: Sequence[tuple[str, int, int]],
+        signer: Callable[[SecretKey, str, Sequence[bytes]], list[bytes]],
+    ) -> list[dict[str, Any]]:
+        """Receipts for ``(event_id, index, time)``, the signatures made by ``signer`` (a pool)."""
+        unsigned = [Receipt.unsigned(self.origin, e, i, t) for e, i, t in items]
+        sigs = signer(self.key, RECEIPT_CONTEXT, [_dumps(u).encode("utf-8") for u in unsigned])
+        for u, sig in zip(unsigned, sigs, strict=True):
+            u["sig"] = base64.b64encode(sig).decode("ascii")
         return unsigned
 
 

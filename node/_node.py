@@ -60,6 +60,7 @@ class Node:
         self.ingest: Ingest | None = None
         self.ready = False
         self._ticker: asyncio.Task[None] | None = None
+        self._warming: asyncio.Future[None] | None = None
         self.started_at = time.time()
         self.extra: dict[str, Any] = {}
         """A place for later layers (federation) to hang their state on the node."""
@@ -104,6 +105,10 @@ class Node:
             return
         self.ingest = Ingest(self.writer)
         self.ingest.start()
+        pool = self.writer.pool
+        if pool is not None:
+            # Start the verify workers off the loop; the first large batch would wait otherwise.
+            self._warming = asyncio.get_running_loop().run_in_executor(None, pool.warm)
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="ticker")
         self.ready = True
         log.info("node %s started: log size %d", self.origin, self.writer.size)
@@ -132,6 +137,8 @@ class Node:
 
     def close(self) -> None:
         """Close the stores and release the lock (synchronous; after :meth:`stop` or offline)."""
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
         if self.writer.pool is not None:
             self.writer.pool.close()
         self.reader.close()

@@ -41,9 +41,10 @@ from typing import Any, TypeVar
 
 from crypto import BadSignatureError, LiquideError, SecretKey
 from protocol.chain import check_next
-from protocol.errors import ChainError, ProofError
+from protocol.errors import ChainError, EncodingError, ProofError, ValidationError
 from protocol.events import CITIZEN_TYPES, Event
 from protocol.merkle import verify_consistency
+from protocol.state import State
 
 from . import _compat
 from .config import NodeConfig
@@ -84,6 +85,8 @@ class Accepted:
     index: int
     receipt: dict[str, Any]
     new: bool = True
+    time: int = 0
+    """When the node appended the event (the time its receipt carries)."""
 
 
 @dataclass(slots=True)
@@ -95,6 +98,8 @@ class Submission:
     verified: bool = False
     own: tuple[str, dict[str, Any]] | None = None
     error: LiquideError | None = None
+    verdict: tuple[concurrent.futures.Future[list[Event | tuple[str, str, str]]], int] | None = None
+    """Decoding and verification running on the pool: (future of a chunk's results, offset)."""
 
 
 # Signature verification on a process pool ---------------------------------------------------
@@ -114,26 +119,92 @@ def _verify_chunk(items: list[tuple[bytes, str, bytes, bytes]]) -> list[bool]:
     return out
 
 
+_DECODED_ERRORS: dict[str, type[LiquideError]] = {
+    "EncodingError": EncodingError,
+    "ValidationError": ValidationError,
+    "BadSignatureError": BadSignatureError,
+}
+
+
+def _decode_verify_chunk(leaves: list[bytes]) -> list[Event | tuple[str, str, str]]:
+    """Worker: decode and verify leaves; each result is the event or ``(error, code, message)``.
+
+    Decoded events travel back pickled, which costs the writer less than decoding them again.
+    """
+    out: list[Event | tuple[str, str, str]] = []
+    for leaf in leaves:
+        try:
+            ev = Event.decode(leaf)
+            ev.verify()
+        except (EncodingError, ValidationError, BadSignatureError) as exc:
+            out.append((type(exc).__name__, exc.code, exc.message))
+            continue
+        out.append(ev)
+    return out
+
+
+def _sign_chunk(seed: bytes, context: str, messages: list[bytes]) -> list[bytes]:
+    """Worker: sign ``messages`` under the Liquide ``context`` with the key of ``seed``."""
+    sk = SecretKey(seed)
+    return [sk.sign(context, m) for m in messages]
+
+
 class VerifyPool:
-    """A lazily started process pool that verifies event signatures on every core."""
+    """A lazily started process pool that verifies signatures (and signs receipts) on every core.
+
+    Work is cut into chunks submitted at once, so that the writer thread can go on deciding the
+    first chunk's events while the workers verify the next ones.
+    """
 
     def __init__(self, workers: int, chunk: int = 256) -> None:
         self.workers = workers
         self.chunk = chunk
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
-    def verify(self, events: Sequence[Event]) -> list[bool]:
-        """Return, for each event, whether its signature verifies (order kept)."""
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("forkserver")
             self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=ctx)
+        return self._pool
+
+    def warm(self) -> None:
+        """Start the workers now (they import the verifier), so the first batch does not wait."""
+        pool = self._executor()
+        for f in [pool.submit(_verify_chunk, []) for _ in range(self.workers)]:
+            f.result()
+
+    def _step(self, n: int) -> int:
+        return max(self.chunk, n // (self.workers * 4) + 1)
+
+    def submit_decode(
+        self, leaves: list[bytes]
+    ) -> concurrent.futures.Future[list[Event | tuple[str, str, str]]]:
+        """Start decoding and verifying ``leaves`` on a worker (see :func:`_decode_verify_chunk`)."""
+        return self._executor().submit(_decode_verify_chunk, leaves)
+
+    def submit_verify(self, events: Sequence[Event]) -> concurrent.futures.Future[list[bool]]:
+        """Start verifying ``events`` on a worker; the future gives one verdict per event."""
         items = [(e.author_raw, e.type, e.unsigned_bytes(), e.sig) for e in events]
-        step = max(self.chunk, len(items) // (self.workers * 4) + 1)
-        futures = [
-            self._pool.submit(_verify_chunk, items[i : i + step])
-            for i in range(0, len(items), step)
-        ]
+        return self._executor().submit(_verify_chunk, items)
+
+    def verify(self, events: Sequence[Event]) -> list[bool]:
+        """Return, for each event, whether its signature verifies (order kept)."""
+        step = self._step(len(events))
+        futures = [self.submit_verify(events[i : i + step]) for i in range(0, len(events), step)]
         out: list[bool] = []
+        for f in futures:
+            out.extend(f.result())
+        return out
+
+    def sign(self, key: SecretKey, context: str, messages: Sequence[bytes]) -> list[bytes]:
+        """Sign ``messages`` with ``key`` on the workers (order kept)."""
+        pool = self._executor()
+        step = self._step(len(messages))
+        futures = [
+            pool.submit(_sign_chunk, key.seed, context, list(messages[i : i + step]))
+            for i in range(0, len(messages), step)
+        ]
+        out: list[bytes] = []
         for f in futures:
             out.extend(f.result())
         return out
@@ -223,15 +294,18 @@ class Writer:
 
     # Deciding ---------------------------------------------------------------------------------
 
-    def process(self, subs: Sequence[Submission]) -> list[Accepted | LiquideError]:
+    def process(
+        self, subs: Sequence[Submission], *, defer_receipts: bool = False
+    ) -> list[Accepted | LiquideError]:
         """Decide and append ``subs`` in one transaction; return one outcome per submission.
 
         A refused submission's outcome is its error; nothing of it is stored. Raises
         :class:`StoreError` if the transaction itself fails (then nothing of the group is
-        stored and the state is reloaded).
+        stored and the state is reloaded). With ``defer_receipts`` the new events' receipts are
+        left empty for :meth:`sign_receipts` to fill (after the commit, off the writer thread).
         """
         now = int(self.clock())
-        self._verify_bulk(subs)
+        self.prepare(subs)
         results: list[Accepted | LiquideError | int | None] = [None] * len(subs)
         accepted: list[tuple[int, Event]] = []
         in_group: dict[str, int] = {}
@@ -242,13 +316,19 @@ class Writer:
                 if ev.id in in_group:
                     results[pos] = in_group[ev.id]
                     continue
-                found = self.store.locate(self.origin, ev.id)
-                if found is not None:
+                try:
+                    self._decide(ev, now)
+                except LiquideError:
+                    # An event already in the log always fails the checks (its seq is used):
+                    # a repeat is answered with its receipt, not refused. Looked up only here,
+                    # off the hot path.
+                    found = self.store.locate(self.origin, ev.id)
+                    if found is None:
+                        raise
                     index, time = found
                     receipt = self.receipts.sign(ev.id, index, time)
-                    results[pos] = Accepted(ev.id, index, receipt, new=False)
+                    results[pos] = Accepted(ev.id, index, receipt, new=False, time=time)
                     continue
-                self._decide(ev, now)
             except LiquideError as exc:
                 results[pos] = exc
                 continue
@@ -260,37 +340,68 @@ class Writer:
             accepted.append((index, ev))
         if accepted:
             self._commit(accepted, now)
-        # Receipts are signed only now that the group is durable.
         out: list[Accepted | LiquideError] = []
         seen: set[int] = set()
         for r in results:
             if isinstance(r, int):
                 ev = accepted[r - base][1]
-                out.append(Accepted(ev.id, r, self.receipts.sign(ev.id, r, now), r not in seen))
+                out.append(Accepted(ev.id, r, {}, r not in seen, now))
                 seen.add(r)
             else:
                 assert r is not None
                 out.append(r)
+        # Receipts are signed only now that the group is durable.
+        return out if defer_receipts else self.sign_receipts(out)
+
+    def sign_receipts(
+        self, outcomes: list[Accepted | LiquideError]
+    ) -> list[Accepted | LiquideError]:
+        """Fill the receipts that :meth:`process` deferred (on the pool for many of them).
+
+        Thread-safe: it reads nothing but the outcomes and the key.
+        """
+        todo = [i for i, o in enumerate(outcomes) if isinstance(o, Accepted) and not o.receipt]
+        if not todo:
+            return outcomes
+        items = []
+        for i in todo:
+            o = outcomes[i]
+            assert isinstance(o, Accepted)
+            items.append((o.event_id, o.index, o.time))
+        if self.pool is not None and len(items) >= self.config.pool_threshold:
+            receipts = self.receipts.sign_many(items, self.pool.sign)
+        else:
+            receipts = [self.receipts.sign(e, i, t) for e, i, t in items]
+        out = list(outcomes)
+        for i, receipt in zip(todo, receipts, strict=True):
+            o = out[i]
+            assert isinstance(o, Accepted)
+            out[i] = Accepted(o.event_id, o.index, receipt, o.new, o.time)
         return out
 
-    def _verify_bulk(self, subs: Sequence[Submission]) -> None:
-        """Decode client bytes; verify signatures on the pool when the batch is large."""
-        todo: list[Submission] = []
-        for sub in subs:
-            if sub.leaf is not None and sub.event is None and sub.error is None:
+    def prepare(self, subs: Sequence[Submission]) -> None:
+        """Decode client bytes here, or for a large batch start decoding and verifying them on
+        the pool, chunk by chunk.
+
+        Thread-safe (it touches neither the store nor the state), so the server runs it before
+        handing a batch to the writer: the pool then works on one batch while the writer commits
+        the previous one.
+        """
+        pending = [s for s in subs if s.leaf is not None and s.event is None and s.error is None]
+        pool = self.pool if len(pending) >= self.config.pool_threshold else None
+        if pool is None:
+            for sub in pending:
                 try:
-                    sub.event = Event.decode(sub.leaf)
+                    sub.event = Event.decode(sub.leaf or b"")
                 except LiquideError as exc:
                     sub.error = exc
-                    continue
-            if sub.event is not None and not sub.verified and sub.error is None:
-                todo.append(sub)
-        if self.pool is not None and len(todo) >= self.config.pool_threshold:
-            oks = self.pool.verify([s.event for s in todo if s.event is not None])
-            for sub, ok in zip(todo, oks, strict=True):
-                sub.verified = ok
-                if not ok:
-                    sub.error = BadSignatureError("the event's signature does not verify")
+            return
+        step = pool.chunk
+        for start in range(0, len(pending), step):
+            chunk = pending[start : start + step]
+            future = pool.submit_decode([s.leaf or b"" for s in chunk])
+            for offset, sub in enumerate(chunk):
+                sub.verdict = (future, offset)
 
     def _prepare(self, sub: Submission, now: int) -> Event:
         if sub.error is not None:
@@ -300,6 +411,15 @@ class Writer:
             head = self.state.head(self.city)
             seq, prev = (1, None) if head is None else (head.seq + 1, head.id)
             return Event.create(self.key, type_, body, seq, prev, now)
+        if sub.event is None and sub.verdict is not None:
+            future, offset = sub.verdict
+            got = future.result()[offset]
+            sub.verdict = None
+            if isinstance(got, tuple):
+                name, code, message = got
+                sub.error = _DECODED_ERRORS[name](message, code=code)
+                raise sub.error
+            sub.event, sub.verified = got, True
         ev = sub.event
         assert ev is not None
         if not sub.verified:
@@ -368,7 +488,7 @@ class Writer:
             with self.store.atomic():
                 self.store.append_leaves(self.origin, rows)
                 self.store.set_heads(self.origin, [(a, s, i) for a, (s, i) in heads.items()])
-                _index(self.store, accepted)
+                _index(self.store, self.state, accepted)
                 for hook in self.hooks:
                     hook(self.store, accepted)
         except BaseException as exc:
@@ -395,7 +515,8 @@ class Writer:
         if found is None:
             return None
         index, time = found
-        return Accepted(event_id, index, self.receipts.sign(event_id, index, time), new=False)
+        receipt = self.receipts.sign(event_id, index, time)
+        return Accepted(event_id, index, receipt, new=False, time=time)
 
     # Checkpoints, seals, snapshots --------------------------------------------------------------
 
@@ -459,33 +580,23 @@ class Writer:
         self._since_snapshot = 0
 
 
-def _index(store: Store, accepted: Sequence[tuple[int, Event]]) -> None:
-    """Update the governance indexes for the accepted events (inside the transaction)."""
+def _index(store: Store, state: State, accepted: Sequence[tuple[int, Event]]) -> None:
+    """Update the governance indexes for the accepted events (inside the transaction).
+
+    Delegations and ballots are written from the replay state *after* the group, one row per
+    touched (author, target), so a group needs one ``executemany`` per table whatever the order
+    of its events.
+    """
     conn = store.conn
+    delegations: dict[tuple[str, str], int] = {}
+    ballots: dict[tuple[str, str], int] = {}
     for idx, ev in accepted:
         t = ev.type
         body: Any = ev.body
-        if t in ("delegate", "revoke", "ballot", "withdraw"):
-            if t == "delegate":
-                conn.execute(
-                    "INSERT OR REPLACE INTO delegations (author, scope, scope_id, trustees, idx)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (ev.author, body.scope, body.target, json.dumps(list(body.trustees)), idx),
-                )
-            elif t == "revoke":
-                conn.execute(
-                    "DELETE FROM delegations WHERE author = ? AND scope = ? AND scope_id = ?",
-                    (ev.author, body.scope, body.target),
-                )
-            elif t == "ballot":
-                conn.execute(
-                    "INSERT OR REPLACE INTO ballots (author, issue, grades, idx) VALUES (?, ?, ?, ?)",
-                    (ev.author, body.issue, json.dumps(dict(body.grades), sort_keys=True), idx),
-                )
-            else:
-                conn.execute(
-                    "DELETE FROM ballots WHERE author = ? AND issue = ?", (ev.author, body.issue)
-                )
+        if t in ("delegate", "revoke"):
+            delegations[(ev.author, body.target)] = idx
+        elif t in ("ballot", "withdraw"):
+            ballots[(ev.author, body.issue)] = idx
         elif t == "enrol":
             conn.execute(
                 "INSERT OR REPLACE INTO enrolments (key, ref, active, idx) VALUES (?, ?, 1, ?)",
@@ -516,6 +627,34 @@ def _index(store: Store, accepted: Sequence[tuple[int, Event]]) -> None:
                 "UPDATE issues SET sealed_idx = ? WHERE id = ? AND sealed_idx IS NULL",
                 (idx, body.issue),
             )
+    if delegations:
+        upserts, deletes = [], []
+        for (author, target), idx in delegations.items():
+            row = state.delegation(author, target)
+            if row is None:
+                deletes.append((author, target))
+            else:
+                upserts.append((author, row[0], target, json.dumps(list(row[1])), idx))
+        conn.executemany("DELETE FROM delegations WHERE author = ? AND scope_id = ?", deletes)
+        conn.executemany(
+            "INSERT OR REPLACE INTO delegations (author, scope, scope_id, trustees, idx)"
+            " VALUES (?, ?, ?, ?, ?)",
+            upserts,
+        )
+    if ballots:
+        b_upserts: list[tuple[str, str, str, int]] = []
+        deletes = []
+        for (author, issue), idx in ballots.items():
+            grades = state.ballot(issue, author)
+            if grades is None:
+                deletes.append((author, issue))
+            else:
+                b_upserts.append((author, issue, json.dumps(dict(grades), sort_keys=True), idx))
+        conn.executemany("DELETE FROM ballots WHERE author = ? AND issue = ?", deletes)
+        conn.executemany(
+            "INSERT OR REPLACE INTO ballots (author, issue, grades, idx) VALUES (?, ?, ?, ?)",
+            b_upserts,
+        )
 
 
 def _index_area(conn: Any, area_id: str, idx: int, body: Any, *, ignore: bool = False) -> None:
@@ -560,6 +699,9 @@ class Ingest:
         self.max_group = max_group
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="liquide-writer")
+        # Decoding, pool dispatch and receipt signing of large batches happen here, off the
+        # writer thread, so that they overlap with other groups' commits.
+        self._prep = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="liquide-prep")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.groups = 0
@@ -579,6 +721,7 @@ class Ingest:
             await self._task
             self._task = None
         self._thread.shutdown(wait=True)
+        self._prep.shutdown(wait=True)
 
     def _enqueue(
         self, subs: list[Submission] | None, call: Callable[[], Any] | None
@@ -589,22 +732,38 @@ class Ingest:
         self._queue.put_nowait(_Job(subs, call, fut))
         return fut
 
+    async def _signed(
+        self, outcomes: list[Accepted | LiquideError]
+    ) -> list[Accepted | LiquideError]:
+        """Sign the receipts the writer deferred (it already committed these events)."""
+        if len(outcomes) < self.writer.config.pool_threshold:
+            return self.writer.sign_receipts(outcomes)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._prep, self.writer.sign_receipts, outcomes)
+
     async def submit(self, leaf: bytes) -> Accepted:
         """Append one client event; return it accepted, or raise its refusal."""
-        out = (await self._enqueue([Submission(leaf=leaf)], None))[0]
+        out = (await self._signed(await self._enqueue([Submission(leaf=leaf)], None)))[0]
         if isinstance(out, LiquideError):
             raise out
         assert isinstance(out, Accepted)
         return out
 
     async def submit_batch(self, subs: list[Submission]) -> list[Accepted | LiquideError]:
-        """Append many submissions in one transaction; return one outcome per submission."""
-        result: list[Accepted | LiquideError] = await self._enqueue(subs, None)
-        return result
+        """Append many submissions in one transaction; return one outcome per submission.
+
+        A large batch is decoded, and its signatures sent to the verify pool, before it queues
+        for the writer, so that the pool works while the writer commits the previous group.
+        """
+        if len(subs) >= self.writer.config.pool_threshold:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._prep, self.writer.prepare, subs)
+        return await self._signed(await self._enqueue(subs, None))
 
     async def append_own(self, type_: str, body: dict[str, Any]) -> Accepted:
         """Build, sign and append one city event through the single writer."""
-        out = (await self._enqueue([Submission(own=(type_, body))], None))[0]
+        own = [Submission(own=(type_, body))]
+        out = (await self._signed(await self._enqueue(own, None)))[0]
         if isinstance(out, LiquideError):
             raise out
         assert isinstance(out, Accepted)
@@ -646,7 +805,8 @@ class Ingest:
                 jobs.append(nxt)
                 count += len(nxt.subs or ())
             subs = [s for j in jobs for s in (j.subs or ())]
-            await self._finish(jobs, functools.partial(self.writer.process, subs), loop)
+            fn = functools.partial(self.writer.process, subs, defer_receipts=True)
+            await self._finish(jobs, fn, loop)
 
     async def _finish(
         self, jobs: list[_Job], fn: Callable[[], Any], loop: asyncio.AbstractEventLoop

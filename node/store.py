@@ -63,6 +63,7 @@ __all__ = [
     "LogInfo",
     "Store",
     "WriterLock",
+    "event_key",
 ]
 
 MIGRATIONS = Migrations("liquide.node")
@@ -196,6 +197,25 @@ def m002_governance(db: sqlite_utils.Database) -> None:
             result TEXT NOT NULL,
             PRIMARY KEY (issue, record_id)
         );
+        """
+    )
+
+
+def event_key(event_id: str) -> int:
+    """The 60-bit integer prefix of an event id that ``entries`` indexes (cheaper than text)."""
+    return int(event_id[:15], 16)
+
+
+@MIGRATIONS()
+def m003_event_key(db: sqlite_utils.Database) -> None:
+    """Index entries by an integer prefix of the event id instead of the 64-character text."""
+    db.conn.create_function("liquide_event_key", 1, event_key, deterministic=True)
+    db.executescript(
+        """
+        ALTER TABLE entries ADD COLUMN event_key INTEGER NOT NULL DEFAULT 0;
+        UPDATE entries SET event_key = liquide_event_key(event_id);
+        DROP INDEX entries_event;
+        CREATE INDEX entries_event_key ON entries (event_key);
         """
     )
 
@@ -479,11 +499,22 @@ class Store:
             for level, index, value in append(h)[1:]:
                 node_rows.append((origin, level, index, value))
             entry_rows.append(
-                (origin, start + i, r.event_id, r.leaf, h, r.author, r.seq, r.type, r.time)
+                (
+                    origin,
+                    start + i,
+                    r.event_id,
+                    r.leaf,
+                    h,
+                    r.author,
+                    r.seq,
+                    r.type,
+                    r.time,
+                    int(r.event_id[:15], 16),
+                )
             )
         self.conn.executemany(
-            "INSERT INTO entries (origin, idx, event_id, leaf, leaf_hash, author, seq, type, time)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO entries (origin, idx, event_id, leaf, leaf_hash, author, seq, type, time,"
+            " event_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             entry_rows,
         )
         self.conn.executemany(
@@ -529,9 +560,14 @@ class Store:
 
     def locate(self, origin: str, event_id: str) -> tuple[int, int] | None:
         """``(index, append time)`` of ``event_id``'s first occurrence in ``origin``, or None."""
+        try:
+            key = event_key(event_id)
+        except ValueError:
+            return None
         row = self.conn.execute(
-            "SELECT idx, time FROM entries WHERE event_id = ? AND origin = ? ORDER BY idx LIMIT 1",
-            (event_id, origin),
+            "SELECT idx, time FROM entries WHERE event_key = ? AND event_id = ? AND origin = ?"
+            " ORDER BY idx LIMIT 1",
+            (key, event_id, origin),
         ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]))
 

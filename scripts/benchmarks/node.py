@@ -1,0 +1,264 @@
+"""The city node under load: POST /v1/events with 50 clients, batch ingest, crash trials.
+
+A real ``liquide node serve`` subprocess runs on loopback; the load comes from this process
+through a lean keep-alive HTTP/1.1 client on raw asyncio streams, so that the client's own cost
+(it shares the two cores with the node) stays small. Events are signed before the clock starts.
+Every figure is a ratio to the raw single-core Ed25519 verify rate measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import Context, Row
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from crypto import SecretKey  # noqa: E402
+from protocol.events import Event  # noqa: E402
+
+ORIGIN = "bench.example/liquide"
+
+
+def _init(data: Path, citizens: list[SecretKey], **settings: object) -> str:
+    """A data directory with an assembly and area, and ``citizens`` enrolled in one go."""
+    from node._datadir import init_data_dir
+    from node._node import Node
+    from node.ingest import Submission
+
+    init_data_dir(data, ORIGIN, rate_limit_exempt=("127.0.0.1",), log_level="WARNING", **settings)  # type: ignore[arg-type]
+    from node.config import load_config
+
+    # Set-up runs in this process: no verify pool here (the served node has its own).
+    node = Node.open(data, config=load_config(data).replace(verify_workers=0))
+    try:
+        w = node.writer
+        members = [{"origin": ORIGIN, "key": w.city}]
+        asm = w.append_own(
+            "assembly", {"name": "B", "members": members, "witnesses": [], "k": 0, "grace": 0}
+        ).event_id
+        area = w.append_own("area", {"assembly": asm, "name": "A"}).event_id
+        for i in range(0, len(citizens), 5000):
+            w.process(
+                [
+                    Submission(own=("enrol", {"key": sk.public_key.to_text(), "ref": "b"}))
+                    for sk in citizens[i : i + 5000]
+                ]
+            )
+        w.sign_checkpoint()
+        return area
+    finally:
+        node.close()
+
+
+def _serve(data: Path) -> tuple[subprocess.Popen[bytes], str, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from node.cli import main; main()", "node", "serve",
+         "--data", str(data), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    return proc, host, int(port)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _chains(keys: list[SecretKey], per_key: int, area: str) -> list[list[bytes]]:
+    """For each key, ``per_key`` signed events forming its chain."""
+    now = int(time.time())
+    out = []
+    for sk in keys:
+        prev = None
+        chain = []
+        for seq in range(1, per_key + 1):
+            body = (
+                {"scope": "area", "target": area, "trustees": []}
+                if seq % 2
+                else {"scope": "area", "target": area}
+            )
+            ev = Event.create(sk, "delegate" if seq % 2 else "revoke", body, seq, prev, now)
+            prev = ev.id
+            chain.append(ev.encode())
+        out.append(chain)
+    return out
+
+
+class _Conn:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
+            "Content-Type: application/json\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _singles(host: str, port: int, chains: list[list[bytes]]) -> tuple[float, list[float]]:
+    conns = [_Conn(host, port) for _ in chains]
+    for c in conns:
+        await c.open()
+    latencies: list[float] = []
+
+    async def client(conn: _Conn, chain: list[bytes]) -> None:
+        for data in chain:
+            t0 = time.perf_counter()
+            status, body = await conn.post("/v1/events", data)
+            latencies.append(time.perf_counter() - t0)
+            if status != 201:
+                raise RuntimeError(f"refused: {status} {body[:200]!r}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c, ch) for c, ch in zip(conns, chains, strict=True)))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return elapsed, latencies
+
+
+async def _batches(host: str, port: int, batches: list[list[bytes]], clients: int) -> float:
+    conns = [_Conn(host, port) for _ in range(clients)]
+    for c in conns:
+        await c.open()
+    queue = list(reversed(batches))
+
+    async def client(conn: _Conn) -> None:
+        while queue:
+            lines = queue.pop()
+            status, body = await conn.post("/v1/events:batch", b"\n".join(lines))
+            if status != 200 or json.loads(body)["rejected"]:
+                raise RuntimeError(f"batch refused: {status} {body[:300]!r}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in conns))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return elapsed
+
+
+def _pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p * len(s)))]
+
+
+def bench_singles(ctx: Context, tmp: Path) -> list[Row]:
+    clients = 50
+    per_client = 40 if ctx.quick else 200
+    keys = [SecretKey(os.urandom(32)) for _ in range(clients)]
+    area = _init(tmp / "single", keys, verify_workers=0)
+    chains = _chains(keys, per_client, area)
+    proc, host, port = _serve(tmp / "single")
+    try:
+        elapsed, lat = asyncio.run(_singles(host, port, chains))
+    finally:
+        _stop(proc)
+    n = clients * per_client
+    rate = n / elapsed
+    return [
+        Row(
+            "POST /v1/events, 50 clients: events/s", rate, "ev/s", rate / ctx.raw.verify_per_s, 0.2
+        ),
+        Row("POST /v1/events, 50 clients: p50 latency", _pct(lat, 0.5) * 1000, "ms"),
+        Row("POST /v1/events, 50 clients: p99 latency", _pct(lat, 0.99) * 1000, "ms"),
+    ]
+
+
+def bench_batches(ctx: Context, tmp: Path) -> list[Row]:
+    citizens = 5000 if ctx.quick else 10_000
+    per_key = 2 if ctx.quick else 5
+    size = 1000
+    keys = [SecretKey(os.urandom(32)) for _ in range(citizens)]
+    area = _init(tmp / "batch", keys, verify_workers=2, pool_threshold=256)
+    chains = _chains(keys, per_key, area)
+    # Round r of every chain goes in batch r (chains stay in order across batches).
+    flat = [ch[r] for r in range(per_key) for ch in chains]
+    batches = [flat[i : i + size] for i in range(0, len(flat), size)]
+    proc, host, port = _serve(tmp / "batch")
+    try:
+        elapsed = asyncio.run(_batches(host, port, batches, clients=2))
+    finally:
+        _stop(proc)
+    rate = len(flat) / elapsed
+    return [
+        Row(
+            f"POST /v1/events:batch ({size}/batch): events/s",
+            rate,
+            "ev/s",
+            rate / ctx.raw.verify_per_s,
+            0.7,
+        ),
+    ]
+
+
+def bench_crash(ctx: Context, tmp: Path) -> list[Row]:
+    from tests.conftest import ServeProcess
+    from tests.node import _crash
+
+    trials = 10 if ctx.quick else 60
+    data = tmp / "crash"
+    wallets, area, city = _crash.setup(data, citizens=10)
+    ledger = _crash.Ledger()
+    rng = random.Random()
+
+    async def run() -> None:
+        for _ in range(trials):
+            await _crash.trial(data, wallets, area, city, ledger, rng, ServeProcess)
+
+    asyncio.run(run())
+    _crash.check_database(data, ledger, city)
+    return [
+        Row("SIGKILL crash trials passed", float(ledger.trials), "trials"),
+        Row(
+            "acknowledged events checked after the last crash",
+            float(len(ledger.receipts)),
+            "events",
+        ),
+    ]
+
+
+def run(ctx: Context) -> list[Row]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        return [*bench_singles(ctx, tmp), *bench_batches(ctx, tmp), *bench_crash(ctx, tmp)]
