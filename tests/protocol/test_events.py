@@ -178,6 +178,10 @@ REJECTIONS: list[tuple[str, str, Any, str, str]] = [
     ("withdraw", "sig", "!" * 88, "event.sig", "invalid"),
     ("withdraw", "sig", "A" * 85 + "B==", "event.sig", "invalid"),  # non-zero padding bits
     ("withdraw", "sig", None, "event.sig", "invalid"),
+    ("withdraw", "sig", "!" * 85 + "A==", "event.sig", "invalid"),
+    ("delegate", "body.scope", _DELETE, "missing field 'scope'", "invalid"),
+    ("ballot", "body.extra", 1, "unknown field 'extra'", "invalid"),
+    ("ballot", "body.issue", "x", "event.body.issue", "invalid"),
     ("withdraw", "body", [], "event.body: must be an object", "invalid"),
     ("withdraw", "body.issue", "ABC", "event.body.issue", "invalid"),
     ("withdraw", "body.issue", "AB" * 32, "event.body.issue", "invalid"),

@@ -265,6 +265,18 @@ def test_definitions_and_roll() -> None:
     assert b.issues[w.issue.id].index == 1
 
 
+def test_second_issue_of_a_known_area_is_adopted() -> None:
+    w = World()
+    second = w.a.sign("issue", issue_body(w.asm.id, w.area.id, options=("x",)))
+    b = state_of(
+        w,
+        "b",
+        [w.b.sign("issue.adopt", {"issue": second.to_dict(), "area": w.area.to_dict()}).leaf],
+    )
+    assert set(b.issues) == {w.issue.id, second.id}
+    assert b.areas[w.area.id].index == 1  # still where the area first became known
+
+
 def test_delegations_revoke_ballots_withdraw() -> None:
     w = World()
     extra = [
