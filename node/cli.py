@@ -63,5 +63,9 @@ def _register() -> None:
     main.add_command(export_cmd)
     main.add_command(trust_group)
 
+    from node._cli_tally import tally_cmd
+
+    main.add_command(tally_cmd)
+
 
 _register()

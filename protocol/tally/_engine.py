@@ -79,7 +79,8 @@ class Explanation:
 
     * ``status``: ``direct``, ``delegated``, ``lost`` or ``absent``.
     * ``weight``: the weight the voter cast (direct) or passed on (delegated).
-    * ``scope``: the scope of the voter's effective row (delegated, lost, and a blocking row).
+    * ``scope``: the scope of the voter's effective row: the one that carried or lost the
+      weight, the blocking row of an absent voter, or the row a direct ballot overrode.
     * ``path``: delegated, the path that carried the weight, ending at the casting voter; lost,
       the chain of first trustees up to the revisited voter or the dead end (engine only).
     * ``reason``: lost, ``cycle`` or ``dead_end``; absent, ``blocked`` or ``no_delegation``
@@ -159,7 +160,7 @@ def _explain_engine(engine: TallyEngine, voter: str) -> Explanation:
         if eff is not None:
             reason = "overrides_delegation"
             msg += f" The ballot overrides {voter}'s own {eff}-scope delegation."
-        return Explanation(voter, "direct", msg, weight=weight, reason=reason)
+        return Explanation(voter, "direct", msg, weight=weight, scope=eff, reason=reason)
     if s == DELEGATED:
         path = tuple(res.path(voter))
         msg = (
