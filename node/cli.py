@@ -63,6 +63,10 @@ def _register() -> None:
     main.add_command(export_cmd)
     main.add_command(trust_group)
 
+    from node._cli_peer import register_federation
+
+    register_federation(main)
+
     from node._cli_tally import tally_cmd
 
     main.add_command(tally_cmd)
