@@ -387,13 +387,15 @@ class State:
                 raise _Reject(exc.code, exc.message) from None
             index = chain.at[ev.seq - 1]
             first = Event.decode(self.leaves(index))
+            head = f"(current head: seq {chain.seq}, id {chain.id})"
             if first.id == ev.id:
                 raise _Reject(
-                    "duplicate_event", f"event {ev.id} already appears at leaf {index}"
+                    "duplicate_event", f"event {ev.id} already appears at leaf {index} {head}"
                 ) from None
             raise _Reject(
                 "equivocation",
-                f"{ev.author} signed two events at seq {ev.seq}; the one at leaf {index} wins",
+                f"{ev.author} signed two events at seq {ev.seq}; the one at leaf {index} wins "
+                + head,
                 EquivocationProof.of(first, ev),
             ) from None
         raise AssertionError("unreachable: check_next accepted a rejected link")  # pragma: no cover

@@ -203,6 +203,9 @@ def test_finding_reason(reason: str, case: Case) -> None:
         with pytest.raises(LiquideError) as exc_info:
             state.check(ev)
         assert exc_info.value.code == CHECK_CODE.get(reason, reason)
+        head = state.head(ev.author)
+        if reason.startswith(("chain_", "duplicate_", "equivocation", "seq_")) and head:
+            assert head.id in exc_info.value.message  # so that a wallet can resynchronise
         assert state.to_dict() == before  # check() changes nothing
     findings = state.apply(len(log) - 1, last)
     assert [f.reason for f in findings] == [reason], findings
