@@ -39,6 +39,7 @@ async def home_data(node: Node) -> dict[str, Any]:
     own_size = node.reader.log(node.origin)
     cosigs = [] if cp is None else node.reader.cosignatures(node.origin, cp.size)
     logs = src.logs(node)
+    found = await src.findings(node)
     return {
         "origin": node.origin,
         "key": node.key.public_key.to_text(),
@@ -67,6 +68,8 @@ async def home_data(node: Node) -> dict[str, Any]:
         ],
         "peers": await src.peers(node),
         "proofs": src.proofs(node),
+        "equivocations": [f for f in found if f.get("proof") is not None],
+        "findings": len(found),
         "counts": {k: v for k, v in src.counts(node).items() if type(v) is int},
     }
 
@@ -110,7 +113,7 @@ async def tally_view(node: Node, issue: dict[str, Any], cache: ViewCache) -> Tal
 
     Raises what the node's tally raises (ConflictError while the record is incomplete here).
     """
-    record = src.record_id(node, issue["id"])
+    record = await src.record_id(node, issue["id"])
     if record is not None:
         view = cache.get(record)
         if view is not None:

@@ -167,7 +167,12 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
         h("p", {"class_": "lead"}, t("home.lead")),
         _stats(d["counts"], t),
     ]
-    proofs = d["proofs"]
+    proofs = [
+        (str(x["kind"]), str(x.get("origin") or "—"), t.time(x.get("time"))) for x in d["proofs"]
+    ] + [
+        (str(f["reason"]), str(f["origin"]), t("home.proofs.entry", index=t.num(f["index"])))
+        for f in d.get("equivocations", [])
+    ]
     if proofs:
         body.append(
             h(
@@ -186,7 +191,7 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
                             None,
                             h("th", {"scope": "col"}, t("home.proofs.kind")),
                             h("th", {"scope": "col"}, t("home.proofs.origin")),
-                            h("th", {"scope": "col"}, t("home.proofs.time")),
+                            h("th", {"scope": "col"}, t("home.proofs.where")),
                         ),
                     ),
                     h(
@@ -196,11 +201,11 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
                             h(
                                 "tr",
                                 None,
-                                h("td", None, _code(str(x["kind"]))),
-                                h("td", None, str(x.get("origin") or "—")),
-                                h("td", None, t.time(x.get("time"))),
+                                h("td", None, _code(kind)),
+                                h("td", None, origin),
+                                h("td", None, where),
                             )
-                            for x in proofs
+                            for kind, origin, where in proofs
                         ],
                     ),
                 ),
@@ -291,6 +296,16 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
         )
     )
     body.append(_peers(d["peers"], t))
+    if d.get("findings"):
+        body.append(
+            h(
+                "p",
+                {"class_": "notice"},
+                t("home.findings", n=t.num(d["findings"])),
+                " ",
+                h("a", {"href": "/v1/findings"}, "/v1/findings"),
+            )
+        )
     if not proofs:
         body.append(
             h(
@@ -802,6 +817,77 @@ def _attestations(att: dict[str, Any], t: Translator) -> Markup:
     return h("section", {"aria_labelledby": "att-h"}, *body)
 
 
+def _parts(tally: dict[str, Any], t: Translator) -> Child:
+    parts = tally.get("parts") or []
+    if not parts:
+        return None
+    flags = tally.get("flags") or {}
+    rows = []
+    for x in parts:
+        basis = x.get("basis", "seal")
+        if basis == "seal" and x.get("seal") is not None:
+            up_to = t("basis.seal", seal=t.num(x["seal"]))
+        else:
+            up_to = t("basis.checkpoint") if basis == "checkpoint" else str(basis)
+        marks = flags.get(x["origin"]) or []
+        rows.append(
+            h(
+                "tr",
+                None,
+                h("th", {"scope": "row"}, x["origin"]),
+                h("td", {"class_": "num"}, t.num(x["size"])),
+                h("td", None, up_to),
+                h(
+                    "td",
+                    None,
+                    [_badge("warn", str(f)) for f in marks] if marks else t("issue.parts.noflags"),
+                ),
+            )
+        )
+    return h(
+        "table",
+        {"class_": "parts"},
+        h("caption", None, t("issue.parts")),
+        h(
+            "thead",
+            None,
+            h(
+                "tr",
+                None,
+                h("th", {"scope": "col"}, t("issue.parts.origin")),
+                h("th", {"scope": "col", "class_": "num"}, t("issue.parts.size")),
+                h("th", {"scope": "col"}, t("issue.parts.basis")),
+                h("th", {"scope": "col"}, t("issue.parts.flags")),
+            ),
+        ),
+        h("tbody", None, *rows),
+    )
+
+
+def _findings(found: Sequence[dict[str, Any]], t: Translator) -> Child:
+    if not found:
+        return None
+    return join(
+        h("h3", None, t("issue.findings")),
+        h(
+            "ul",
+            {"class_": "findings"},
+            *[
+                h(
+                    "li",
+                    None,
+                    _code(str(f.get("reason"))),
+                    " ",
+                    str(f.get("origin", "")),
+                    ": ",
+                    str(f.get("message", "")),
+                )
+                for f in found
+            ],
+        ),
+    )
+
+
 def render_issue(d: dict[str, Any], p: Page) -> Markup:
     """An issue: definition and state; after the seal, results, flow, attestations, explain."""
     t = p.t
@@ -920,6 +1006,8 @@ def render_issue(d: dict[str, Any], p: Page) -> Markup:
                     (t("issue.digest"), _code(tally["digest"], "long")),
                     (t("issue.record"), _code(str(tally["record"]), "long")),
                 ),
+                _parts(tally, t),
+                _findings(tally.get("findings") or [], t),
             )
         )
     elif d["tally_error"] is not None:

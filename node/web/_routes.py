@@ -270,7 +270,7 @@ async def issues_json(request: web.Request) -> web.Response:
 async def _sealed_key(request: web.Request, issue_id: str, variant: str) -> tuple[str, str] | None:
     """The cache key and ETag of a sealed issue's page, or None when it cannot be cached yet."""
     node = src.node_of(request)
-    record = src.record_id(node, issue_id)
+    record = await src.record_id(node, issue_id)
     if record is None:
         return None
     st = _state(request)

@@ -29,6 +29,7 @@ __all__ = [
     "assembly",
     "counts",
     "federation",
+    "findings",
     "issue",
     "issues",
     "logs",
@@ -215,6 +216,15 @@ async def peers(node: Node) -> list[dict[str, Any]]:
     return out
 
 
+async def findings(node: Node) -> list[dict[str, Any]]:
+    """Replay findings of every log held (as ``GET /v1/findings``); empty without a federation."""
+    fed = federation(node)
+    if fed is None:
+        return []
+    out: list[dict[str, Any]] = await fed.query(fed.findings)
+    return out
+
+
 def proofs(node: Node) -> list[dict[str, Any]]:
     """The proofs of misbehaviour this node holds (as ``GET /v1/proofs``)."""
     return node.reader.proofs()
@@ -258,8 +268,14 @@ def voter(node: Node, key: str) -> dict[str, Any]:
 # Tallies -------------------------------------------------------------------------------------
 
 
-def record_id(node: Node, issue_id: str) -> str | None:
-    """The id of the record whose tally the node holds for ``issue_id``, or None (not yet)."""
+async def record_id(node: Node, issue_id: str) -> str | None:
+    """The id of the record of ``issue_id`` whose tally this node holds, or None (not yet)."""
+    fed = federation(node)
+    if fed is not None:
+        doc = await fed.query(lambda: fed.attestations(issue_id))
+        ours = doc.get("ours")
+        if ours:
+            return str(ours["record"])
     row = node.reader.conn.execute(
         "SELECT record_id FROM tallies WHERE issue = ? ORDER BY rowid DESC LIMIT 1", (issue_id,)
     ).fetchone()
@@ -267,17 +283,30 @@ def record_id(node: Node, issue_id: str) -> str | None:
 
 
 async def tally(node: Node, issue_id: str) -> dict[str, Any]:
-    """The node's tally of a sealed issue: ``{record, parts, findings, result}``.
+    """This node's tally of a sealed issue: ``{record, parts, flags, findings, result}``.
 
-    ``record`` is the record id and ``parts`` the record's parts (origin, size, root, basis).
-    Raises what ``GET /v1/issues/{id}/tally`` raises (a ConflictError while the record is
-    incomplete here).
+    ``record`` is the record id, ``parts`` the record's parts (origin, size, root, basis) and
+    ``flags`` each part's flags. The federation's settled record answers first (it is what the
+    node attests, as ``GET /v1/issues/{id}/record``, and it is in memory); without one the
+    node's tally (``GET /v1/issues/{id}/tally``) does, raising a ConflictError while the record
+    is incomplete here.
     """
+    fed = federation(node)
+    if fed is not None:
+        rec = await fed.query(lambda: fed.record(issue_id))
+        if rec is not None:
+            return {
+                "record": rec["record_id"],
+                "parts": rec["record"]["parts"],
+                "flags": rec.get("flags", {}),
+                "findings": rec.get("findings", []),
+                "result": rec["result"],
+            }
     out = await _compat.tally(node, issue_id)
     rec = out.get("record")
     parts = rec.get("parts", []) if isinstance(rec, dict) else out.get("parts", [])
     record = out.get("record_id") or out.get("parts_id") or (rec if isinstance(rec, str) else None)
-    return {**out, "record": record, "parts": parts}
+    return {**out, "record": record, "parts": parts, "flags": out.get("flags", {})}
 
 
 # Attestations --------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class TallyView:
     others: dict[str, int]
     findings: tuple[dict[str, Any], ...]
     parts: tuple[dict[str, Any], ...]
+    flags: dict[str, list[str]]
     result: TallyResult
     casting: dict[str, dict[str, int]]
 
@@ -132,6 +133,7 @@ class TallyView:
             others=others,
             findings=tuple(doc.get("findings") or ()),
             parts=tuple(doc.get("parts") or ()),
+            flags={str(k): list(v) for k, v in (doc.get("flags") or {}).items()},
             result=result,
             casting=casting,
         )
@@ -162,6 +164,7 @@ class TallyView:
             "others": self.others,
             "findings": list(self.findings),
             "parts": list(self.parts),
+            "flags": self.flags,
         }
 
 

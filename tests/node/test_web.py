@@ -432,6 +432,8 @@ async def test_sealed_issue_shows_ranking_flow_and_attestation(client: Any) -> N
     data = json.loads((await fetch(client, f"/issues/{city.sealed}.json"))[0])
     tally = data["tally"]
     assert tally["digest"] == result["digest"] == city.digest
+    assert tally["record"] == city.record
+    assert [(x["origin"], x["basis"]) for x in tally["parts"]] == [(ORIGIN, "seal")]
     assert tally["winner"] == result["winner"]
     assert [o["schulze_rank"] for o in tally["options"]] == sorted(
         o["schulze_rank"] for o in tally["options"]
@@ -465,28 +467,29 @@ async def test_sealed_issue_shows_ranking_flow_and_attestation(client: Any) -> N
     assert a.svgs == 2
     assert "Tracé nord &lt;via Gerland&gt;" in html
     assert "✓ agrees" in html
+    assert "its seal (entry " in html
     assert f'action="/issues/{city.sealed}/explain"' in html
+
+
+def _mirror(city: City, origin: str, sk: SecretKey, events: list[Event]) -> Node:
+    """Open the city's node with a pinned peer ``origin`` whose mirrored log holds ``events``."""
+    node = Node.open(city.path, clock=lambda: city.now)
+    vkey = sk.public_key.to_vkey(origin)
+    rows = [LeafRow(e.id, e.encode(), e.author, e.seq, e.type) for e in events]
+    with node.store.atomic():
+        node.store.add_peer("http://127.0.0.1:9/", origin, vkey)
+        node.store.ensure_log(origin, own=False, vkey=vkey)
+        node.store.append_leaves(origin, rows)
+    return node
 
 
 async def test_disagreeing_attestation_is_flagged(city: City, aiohttp_client: Any) -> None:
     # A pinned peer's mirrored log attests another digest for the same record.
     paris = _key("paris", 0)
     origin = "paris.example/liquide"
-    att = Event.create(
-        paris,
-        "attest",
-        {"record": city.record, "digest": "0" * 64, "issue": city.sealed},
-        1,
-        None,
-        city.now,
-    )
-    node = Node.open(city.path, clock=lambda: city.now)
-    vkey = paris.public_key.to_vkey(origin)
-    with node.store.atomic():
-        node.store.add_peer("http://127.0.0.1:9/", origin, vkey)
-        node.store.ensure_log(origin, own=False, vkey=vkey)
-        node.store.append_leaves(origin, [LeafRow(att.id, att.encode(), att.author, 1, "attest")])
-    client = await aiohttp_client(create_app(node))
+    body = {"record": city.record, "digest": "0" * 64, "issue": city.sealed}
+    att = Event.create(paris, "attest", body, 1, None, city.now)
+    client = await aiohttp_client(create_app(_mirror(city, origin, paris, [att])))
     data = json.loads((await fetch(client, f"/issues/{city.sealed}.json"))[0])
     marks = {a["origin"]: a["agreement"] for a in data["attestations"]["items"]}
     assert marks == {ORIGIN: "agrees", origin: "disagrees"}
@@ -494,6 +497,28 @@ async def test_disagreeing_attestation_is_flagged(city: City, aiohttp_client: An
     html = (await fetch(client, f"/issues/{city.sealed}", **{"Accept-Language": "fr"}))[0]
     assert "DÉSACCORD" in html
     assert 'role="alert"' in html
+
+
+async def test_home_shows_equivocation_proofs(city: City, aiohttp_client: Any) -> None:
+    # In a pinned peer's log, a citizen signed two different events at seq 1.
+    paris, citizen = _key("paris", 0), _key("paris", 1)
+    origin = "paris.example/liquide"
+    pk = citizen.public_key.to_text()
+    enrol = Event.create(paris, "enrol", {"key": pk, "ref": "-"}, 1, None, city.now)
+    one = Event.create(citizen, "withdraw", {"issue": city.sealed}, 1, None, city.now)
+    two = Event.create(citizen, "withdraw", {"issue": city.open}, 1, None, city.now)
+    client = await aiohttp_client(create_app(_mirror(city, origin, paris, [enrol, one, two])))
+    data = json.loads((await fetch(client, "/index.json"))[0])
+    [eq] = data["equivocations"]
+    assert eq["reason"] == "equivocation"
+    assert eq["origin"] == origin
+    assert eq["index"] == 2
+    assert data["findings"] >= 1
+    html = (await fetch(client, "/"))[0]
+    audit(html)
+    assert 'role="alert"' in html
+    assert "<code>equivocation</code>" in html
+    assert "entry 2" in html
 
 
 async def test_open_issue_has_no_results(client: Any) -> None:
