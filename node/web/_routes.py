@@ -270,14 +270,14 @@ async def issues_json(request: web.Request) -> web.Response:
 async def _sealed_key(request: web.Request, issue_id: str, variant: str) -> tuple[str, str] | None:
     """The cache key and ETag of a sealed issue's page, or None when it cannot be cached yet."""
     node = src.node_of(request)
-    record = await src.record_id(node, issue_id)
-    if record is None:
-        return None
     st = _state(request)
-    seen = await st.attestations.of(node, issue_id)
-    proofs = len(src.proofs(node))
+    record, seen = await st.attestations.lookup(node, issue_id)
+    if record is None:
+        record = await src.record_id(node, issue_id)
+        if record is None:
+            return None
     sig = ";".join(f"{a['origin']}={a['record']}:{a['digest']}" for a in seen)
-    raw = f"{RENDER_VERSION}|{variant}|{issue_id}|{record}|{sig}|{proofs}|{st.css_href}"
+    raw = f"{RENDER_VERSION}|{variant}|{issue_id}|{record}|{sig}|{st.css_href}"
     digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
     return digest, f'"{digest[:32]}"'
 

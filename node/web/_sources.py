@@ -356,17 +356,25 @@ class AttestationIndex:
                 )
             self.scanned[info.origin] = info.size
 
-    async def of(self, node: Node, issue_id: str) -> list[dict[str, Any]]:
-        """Every attestation of ``issue_id`` in the logs held, by origin.
+    async def lookup(self, node: Node, issue_id: str) -> tuple[str | None, list[dict[str, Any]]]:
+        """The record this node attests for ``issue_id`` (None if it has none yet, or has no
+        federation) and every attestation of the issue in the logs held, by origin.
 
         The federation's replayed states answer when the node has a federation (as
-        ``GET /v1/issues/{id}/attestations``); otherwise the logs are scanned here.
+        ``GET /v1/issues/{id}/attestations``), in one call; otherwise the logs are scanned here.
         """
         fed = federation(node)
+        ours = None
         if fed is not None:
             doc = await fed.query(lambda: fed.attestations(issue_id))
             items = [dict(a) for a in doc.get("attestations", [])]
+            if doc.get("ours"):
+                ours = str(doc["ours"]["record"])
         else:
             self.refresh(node)
             items = list(self.found.get(issue_id, {}).values())
-        return sorted(items, key=lambda a: (a["origin"], a["index"]))
+        return ours, sorted(items, key=lambda a: (a["origin"], a["index"]))
+
+    async def of(self, node: Node, issue_id: str) -> list[dict[str, Any]]:
+        """Every attestation of ``issue_id`` in the logs held, by origin (see :meth:`lookup`)."""
+        return (await self.lookup(node, issue_id))[1]
