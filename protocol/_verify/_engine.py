@@ -881,7 +881,8 @@ def _step6(
             s6.count("issues not tallied (an earlier step failed)")
             continue
         grace_over = ctx.now is not None and ctx.now >= body.closes + trust.grace
-        if missing and not grace_over:
+        # Without witnesses (k = 0) no time can be established: the record waits for the seals.
+        if missing and (not grace_over or trust.k == 0):
             pending[issue_id] = {o: SealedPart(r, st) for o, (_, r, st, _) in parts.items()}
             ctx.report.issues.append(IssueResult(issue_id, body.title, "open", body.closes))
             s6.count("issues open (not sealed by every member yet)")
@@ -920,13 +921,15 @@ def _seal_flags(
         t = _kth(_witness_times(log, size).values(), k)
         where = {"origin": origin, "index": size - 1, "issue": issue_id}
         if t is None:
-            ctx.add(
-                1,
-                "error",
-                "record_not_witnessed",
-                f"no checkpoint covering the seal (size {size}) carries {k} witness cosignatures",
-                **where,
-            )
+            if ctx.now is not None and ctx.now > body.closes + ctx.trust.grace:
+                ctx.add(
+                    5,
+                    "warning",
+                    "seal_late",
+                    f"the seal is unwitnessed: no checkpoint covering it (size {size}) carries "
+                    f"{k} witness cosignatures, and the grace period is over",
+                    **where,
+                )
         elif t < body.closes:
             ctx.add(
                 5,
