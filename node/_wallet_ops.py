@@ -573,8 +573,9 @@ async def send_event(
 
     On a stale-chain refusal (409 ``seq_used`` naming the head, or a chain gap) it adopts the
     node's head, signs again and retries once, calling ``notify``. Returns the accepted event
-    and its receipt. Raises :class:`~node.errors.ApiError` for other refusals,
-    :class:`ReceiptError` if the receipt does not verify.
+    and its receipt, which the caller checks with :meth:`Sent.verify` once it has recorded the
+    new chain head (the node accepted the event either way). Raises
+    :class:`~node.errors.ApiError` for other refusals and for a second stale-chain refusal.
     """
     me = sk.public_key
     if head.seq == 0:
@@ -628,15 +629,8 @@ async def target_exists(client: NodeClient, target: Target) -> str:
     """The name or title of a delegation target at the home node; raise if unknown."""
     if target.scope == "issue":
         return str((await issue_doc(client, target.id)).get("title", ""))
-    path, key = (
-        ("/v1/assemblies", "assemblies")
-        if target.scope == "assembly"
-        else (
-            "/v1/areas",
-            "areas",
-        )
-    )
-    for item in await _pages(client, path, key):
+    key = "assemblies" if target.scope == "assembly" else "areas"
+    for item in await _pages(client, f"/v1/{key}", key):
         if item.get("id") == target.id:
             return str(item.get("name", ""))
     raise WalletOpsError(
