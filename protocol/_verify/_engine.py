@@ -463,47 +463,61 @@ def _replay(
     base = view.mat.start
     decode = Event.decode
 
+    prefixes: dict[str, bytes] = {}
+
     def prepare(lo: int) -> tuple[int, Sequence[bytes], list[Event | None], Callable[[], set[int]]]:
         hi = min(lo + chunk, end)
         leaves = entries[lo - base : hi - base]
         events: list[Event | None] = []
+        if batcher is None:
+            for leaf in leaves:
+                try:
+                    events.append(decode(leaf))
+                except ProtocolError:
+                    events.append(None)
+            return lo, leaves, events, set
         keys: list[bytes] = []
         signed: list[bytes] = []
         pos: list[int] = []
         for j, leaf in enumerate(leaves):
             try:
-                ev: Event | None = decode(leaf)
+                ev = decode(leaf)
             except ProtocolError:
-                ev = None
+                events.append(None)
+                continue
             events.append(ev)
-            if ev is not None and batcher is not None:
-                keys.append(ev.author_raw)
-                signed.append(ev.sig + domain_message(ev.type, ev.unsigned_bytes()))
-                pos.append(j)
-        if batcher is None:
-            return lo, leaves, events, set
+            t = ev.type
+            prefix = prefixes.get(t)
+            if prefix is None:
+                # The signed message is this prefix followed by the unsigned form (§2).
+                prefix = prefixes[t] = domain_message(t, b"")
+            keys.append(ev.author_raw)
+            signed.append(ev.sig + prefix + ev.unsigned_bytes())
+            pos.append(j)
         wait = batcher.submit(keys, signed)
         return lo, leaves, events, lambda: {pos[b] for b in wait()}
 
     pending: deque[tuple[int, Sequence[bytes], list[Event | None], Callable[[], set[int]]]] = (
         deque()
     )
+    append, apply, apply_event = cr.append, state.apply, state.apply_event
+    checked = batcher is not None
+    depth = _DEPTH if checked else 1
     next_lo = start
     while next_lo < end or pending:
-        while next_lo < end and len(pending) < (_DEPTH if batcher is not None else 1):
+        while next_lo < end and len(pending) < depth:
             pending.append(prepare(next_lo))
             next_lo = min(next_lo + chunk, end)
         lo, leaves, events, wait = pending.popleft()
         bad = wait()
-        checked = batcher is not None
-        for j, leaf in enumerate(leaves):
-            idx = lo + j
-            cr.append(leaf_hash(leaf))
-            ev = events[j]
+        idx = lo
+        for leaf, ev in zip(leaves, events, strict=True):
+            append(leaf_hash(leaf))
             if ev is None:
-                found = state.apply(idx, leaf)
+                found = apply(idx, leaf)
             else:
-                found = state.apply_event(idx, ev, verified=checked and j not in bad)
+                found = apply_event(idx, ev, verified=checked and idx - lo not in bad)
+            idx += 1
             if found:
                 _route(ctx, found, node)
             elif ev is not None and ev.type == "seal":
@@ -512,8 +526,8 @@ def _replay(
                 iss = state.issue(body.issue)
                 if iss is not None and ctx.ours(state, iss.assembly):
                     log.seal_parts[body.issue] = SealedPart(cr.root(), state.copy())
-            if cr.size in wanted:
-                roots[cr.size] = cr.root()
+            if idx in wanted:
+                roots[idx] = cr.root()
         s3.count("entries checked", len(leaves))
         s5.count("events replayed", len(leaves))
         if ctx.progress is not None:
