@@ -703,7 +703,11 @@ def _check_extends(ctx: _Ctx, log: _Log) -> None:
     size, root = saved.range.size, saved.range.root()
     for c in log.all_cps():
         if c.cp.size == size and c.cp.root != root:
-            proof = SplitViewProof.of_roots(old, c.signed)
+            try:
+                proof = SplitViewProof.of_roots(old, c.signed)
+            except ProofError as exc:  # pragma: no cover (both notes were verified)
+                ctx.add(2, "error", "not_extending", exc.message, origin=log.origin, node=c.node)
+                continue
             _report_split(ctx, log, proof, c.node, "the saved checkpoint")
         elif c.cp.size < size:
             ctx.report.step(2).count("older checkpoints not rechecked")

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from protocol.errors import ValidationError
+from protocol.checkpoint import SignedCheckpoint
+from protocol.errors import CheckpointError, ValidationError
 from protocol.merkle import HASH_SIZE, CompactRange
 from protocol.state import State
 
@@ -100,6 +101,12 @@ class SavedLog:
         state = State.from_dict(d["state"])
         if state.size != cr.size:
             raise ValidationError(f"{where}: the state and the range cover different sizes")
+        try:
+            cp = SignedCheckpoint.parse(d["checkpoint"]).checkpoint
+        except CheckpointError as exc:
+            raise ValidationError(f"{where}.checkpoint: {exc.message}") from None
+        if (cp.origin, cp.size, cp.root) != (state.origin, cr.size, cr.root()):
+            raise ValidationError(f"{where}.checkpoint: is not the checkpoint of the saved range")
         return cls(d["checkpoint"], cr, state)
 
 

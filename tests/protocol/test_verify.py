@@ -872,6 +872,14 @@ def test_saved_state_validation() -> None:
         ({**good, "logs": {A: []}}, "checkpoint, range and state"),
         ({**good, "logs": {A: {**good["logs"][A], "checkpoint": 1}}}, "signed checkpoint note"),
         (
+            {**good, "logs": {A: {**good["logs"][A], "checkpoint": "x"}}},
+            "state.logs.a.example/liquide.checkpoint",
+        ),
+        (
+            {**good, "logs": {A: {**good["logs"][A], "checkpoint": good["logs"][C]["checkpoint"]}}},
+            "not the checkpoint of the saved range",
+        ),
+        (
             {**good, "logs": {A: {**good["logs"][A], "range": good["logs"][C]["range"]}}},
             "different sizes",
         ),
