@@ -8,6 +8,7 @@ turned into JSON bodies by the server's middleware.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -23,6 +24,7 @@ from .errors import (
     NotFoundError,
     PayloadTooLargeError,
     RequestError,
+    RequestTimeoutError,
     UnavailableError,
 )
 from .ingest import Accepted, Submission
@@ -82,12 +84,20 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLargeError(f"the body of {length} bytes exceeds the bound of {limit} bytes")
-    data = await request.content.read(limit + 1)
-    while len(data) <= limit:
-        more = await request.content.read(limit + 1 - len(data))
-        if not more:
-            break
-        data += more
+    timeout = _node(request).config.read_timeout_s
+    try:
+        # A deadline for the whole body: a client trickling bytes cannot hold a handler.
+        async with asyncio.timeout(timeout):
+            data = await request.content.read(limit + 1)
+            while len(data) <= limit:
+                more = await request.content.read(limit + 1 - len(data))
+                if not more:
+                    break
+                data += more
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the body did not arrive within {timeout:g} s (read_timeout_s)"
+        ) from None
     if len(data) > limit:
         raise PayloadTooLargeError(f"the body exceeds the bound of {limit} bytes")
     return data

@@ -60,6 +60,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "verify_workers": (0, 64),
     "pool_threshold": (1, 1_000_000),
     "shutdown_timeout_s": (0.1, 600),
+    "read_timeout_s": (0.5, 600),
 }
 
 
@@ -94,6 +95,9 @@ class NodeConfig:
     """Smallest batch for which the process pool is worth its overhead."""
     shutdown_timeout_s: float = 10.0
     """How long SIGTERM waits for requests in flight before closing."""
+    read_timeout_s: float = 30.0
+    """How long a client may take to send a request's headers (or stay idle between requests)
+    and, separately, its body: a slow sender is cut off (408) instead of holding a connection."""
     log_format: str = "text"
     """``text`` or ``json`` (one object per line), on stderr."""
     log_level: str = "INFO"
@@ -204,7 +208,12 @@ def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> NodeCon
         key = f"LIQUIDE_{name.upper()}"
         if key in env:
             values[name] = _coerce_env(name, env[key])
-    for name in ("checkpoint_interval_s", "rate_limit_per_s", "shutdown_timeout_s"):
+    for name in (
+        "checkpoint_interval_s",
+        "rate_limit_per_s",
+        "shutdown_timeout_s",
+        "read_timeout_s",
+    ):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
             values[name] = float(values[name])
     if "origin" not in values:

@@ -16,6 +16,7 @@
         ├── NotFoundError                 an id, origin or index that the node does not hold
         ├── RequestError                  an HTTP request is malformed: a bad query parameter
         │   ├── PayloadTooLargeError      the body exceeds its configured bound (413)
+        │   ├── RequestTimeoutError       the body did not arrive within the read timeout (408)
         │   └── RateLimitedError          the client sent too many POSTs (429)
         ├── ConflictError                 the request is valid but the state forbids it (409)
         ├── UnavailableError              the node is starting or stopping (503)
@@ -59,6 +60,7 @@ __all__ = [
     "RateLimitedError",
     "RejectedError",
     "RequestError",
+    "RequestTimeoutError",
     "SeqUsedError",
     "StoreError",
     "UnavailableError",
@@ -154,6 +156,12 @@ class PayloadTooLargeError(RequestError):
     code = "too_large"
 
 
+class RequestTimeoutError(RequestError):
+    """The client sent its body too slowly (``read_timeout_s``): a slow sender is cut off."""
+
+    code = "timeout"
+
+
 class RateLimitedError(RequestError):
     """The client exceeded its POST rate; ``retry_after`` says when to try again (seconds)."""
 
@@ -207,6 +215,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (RejectedError, 422),
     (NotFoundError, 404),
     (PayloadTooLargeError, 413),
+    (RequestTimeoutError, 408),
     (RateLimitedError, 429),
     (RequestError, 400),
     (ConflictError, 409),

@@ -39,9 +39,10 @@ from protocol.errors import EncodingError
 
 from . import _api
 from ._node import Node
+from .config import NodeConfig
 from .errors import RateLimitedError, http_status
 
-__all__ = ["METRICS_KEY", "NODE_KEY", "Metrics", "create_app", "serve"]
+__all__ = ["METRICS_KEY", "NODE_KEY", "Metrics", "create_app", "runner_kwargs", "serve"]
 
 log = logging.getLogger("liquide.node.server")
 
@@ -315,6 +316,17 @@ def configure_logging(fmt: str, level: str) -> None:
     aio.setLevel(logging.WARNING)
 
 
+def runner_kwargs(config: NodeConfig) -> dict[str, Any]:
+    """aiohttp request-handler settings that bound slow senders (``read_timeout_s``).
+
+    aiohttp closes a connection that has not sent a complete request head within its keep-alive
+    timeout (counted from the connection's start or the previous response); its default of an
+    hour would let a client trickling header bytes hold connections open. The body has its own
+    deadline in :func:`node._api._read_body`.
+    """
+    return {"keepalive_timeout": config.read_timeout_s}
+
+
 async def serve(
     node: Node,
     host: str,
@@ -333,7 +345,11 @@ async def serve(
 
     app = create_app(node)
     runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=node.config.shutdown_timeout_s, handle_signals=False
+        app,
+        access_log=None,
+        shutdown_timeout=node.config.shutdown_timeout_s,
+        handle_signals=False,
+        **runner_kwargs(node.config),
     )
     await runner.setup()
     admin_runner = None
