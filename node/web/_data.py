@@ -11,6 +11,7 @@ from typing import Any
 
 from crypto import LiquideError, PublicKey
 from node._node import Node
+from node.errors import NotFoundError
 
 from . import _sources as src
 from ._tallyview import TallyView, ViewCache
@@ -25,6 +26,10 @@ __all__ = [
     "tally_view",
     "voter_data",
 ]
+
+
+VOTER_ISSUES = 20
+"""How many of the most recent sealed issues a voter page explains."""
 
 
 def _witness_name(line: str) -> str:
@@ -214,18 +219,28 @@ async def explain_data(node: Node, issue_id: str, voter: str, cache: ViewCache) 
 
 async def voter_data(node: Node, key: str, cache: ViewCache) -> dict[str, Any]:
     """A voter: enrolment, public delegations per scope with their targets' names, ballots,
-    and the explanation of their weight in each sealed issue that counts them.
+    and the explanation of their weight in each of the :data:`VOTER_ISSUES` most recent
+    sealed issues that count them.
 
     Raises NotFoundError if the key is unknown here.
     """
-    out = src.voter(node, key)
+    try:
+        out = src.voter(node, key)
+        out["home"] = None
+    except NotFoundError:
+        found = await src.voter_elsewhere(node, key)
+        if found is None:
+            raise
+        out = found
     names: dict[str, str] = {}
     for a in src.assemblies(node):
         names[a["id"]] = a["name"]
     for r in src.areas(node):
         names[r["id"]] = r["name"]
-    sealed = src.issues(node, state="sealed", limit=node.config.page_size)
-    titles = {i["id"]: i["title"] for i in sealed}
+    sealed = src.issues(node, state="sealed", limit=VOTER_ISSUES)
+    wanted = {b["issue"] for b in out["ballots"]}
+    wanted |= {d["target"] for d in out["delegations"] if d["scope"] == "issue"}
+    titles = src.issue_titles(node, sorted(wanted))
     for d in out["delegations"]:
         d["target_name"] = names.get(d["target"]) or titles.get(d["target"])
     for b in out["ballots"]:

@@ -1142,6 +1142,22 @@ def render_voter(d: dict[str, Any], p: Page) -> Markup:
         h("h1", None, t("voter.title", short=short)),
         _dl(
             (t("voter.key"), _code(d["key"], "long")),
+            (
+                t("voter.city"),
+                join(
+                    d["origin"],
+                    [
+                        " · ",
+                        h(
+                            "a",
+                            {"href": d["home"].rstrip("/") + voter_href(d["key"])},
+                            t("voter.home"),
+                        ),
+                    ]
+                    if d.get("home")
+                    else None,
+                ),
+            ),
             (t("voter.enrolled"), enrolled),
             (
                 t("voter.head"),

@@ -31,6 +31,7 @@ __all__ = [
     "federation",
     "findings",
     "issue",
+    "issue_titles",
     "issues",
     "logs",
     "node_of",
@@ -39,6 +40,7 @@ __all__ = [
     "record_id",
     "tally",
     "voter",
+    "voter_elsewhere",
 ]
 
 ISSUE_STATES = ("upcoming", "open", "closed", "sealed")
@@ -131,6 +133,16 @@ def issues(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY idx DESC, id LIMIT ? OFFSET ?"
     return [_api._issue_json(node, r) for r in _rows(node, sql, (*params, limit, offset))]
+
+
+def issue_titles(node: Node, issue_ids: list[str]) -> dict[str, str]:
+    """The titles of the given issues that are known here."""
+    out: dict[str, str] = {}
+    for iid in issue_ids:
+        rows = _rows(node, "SELECT body FROM issues WHERE id = ?", (iid,))
+        if rows:
+            out[iid] = str(json.loads(rows[0][0]).get("title", iid))
+    return out
 
 
 def issue(node: Node, issue_id: str) -> dict[str, Any]:
@@ -263,6 +275,51 @@ def voter(node: Node, key: str) -> dict[str, Any]:
         "ballots": ballots,
         "head": None if head is None else {"seq": head[0], "event_id": head[1]},
     }
+
+
+async def voter_elsewhere(node: Node, key: str) -> dict[str, Any] | None:
+    """A voter of another city, as the federation's replay of that city's mirrored log knows
+    them (same shape as :func:`voter`, with ``origin`` their home city), or None.
+
+    This reads the federation's replayed states on its replay thread; without a federation,
+    or when no trusted log enrolled the key, it returns None.
+    """
+    fed = federation(node)
+    if fed is None:
+        return None
+
+    def find() -> dict[str, Any] | None:
+        for origin, rep in sorted(getattr(fed, "_logs", {}).items()):
+            st = rep.state
+            if origin == node.origin or (key not in st.enrolled and st.head(key) is None):
+                continue
+            e = st.enrolled.get(key)
+            head = st.head(key)
+            rows = st.delegations.get(key, {})
+            return {
+                "key": key,
+                "origin": origin,
+                "enrolled": e is not None,
+                "enrolment": None if e is None else {"ref": e.ref, "index": e.index},
+                "delegations": [
+                    {"scope": sc, "target": tgt, "trustees": list(tr), "index": None}
+                    for tgt, (sc, tr) in sorted(rows.items(), key=lambda x: (x[1][0], x[0]))
+                ],
+                "ballots": [
+                    {"issue": iid, "grades": dict(b[key]), "index": None}
+                    for iid, b in sorted(st.ballots.items())
+                    if key in b
+                ],
+                "head": None if head is None else {"seq": head.seq, "event_id": head.id},
+            }
+        return None
+
+    found: dict[str, Any] | None = await fed.query(find)
+    if found is not None:
+        found["home"] = next(
+            (p["url"] for p in node.reader.peers() if p["origin"] == found["origin"]), None
+        )
+    return found
 
 
 # Tallies -------------------------------------------------------------------------------------

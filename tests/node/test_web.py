@@ -185,6 +185,13 @@ def build_city(
                         "delegate",
                         {"scope": "issue", "target": sealed, "trustees": [pks[i - 1]]},
                     )
+        # Leader 1 also votes on the open issue (the second event of its chain).
+        first = next(e for e in events if e.author == pks[1])
+        events.append(
+            Event.create(
+                keys[1], "ballot", {"issue": still_open, "grades": {"tard": 1}}, 2, first.id, now
+            )
+        )
         for s in range(0, len(events), chunk):
             out = w.process([Submission(leaf=e.encode()) for e in events[s : s + chunk]])
             bad = [o for o in out if isinstance(o, Exception)]
@@ -521,6 +528,23 @@ async def test_home_shows_equivocation_proofs(city: City, aiohttp_client: Any) -
     assert "entry 2" in html
 
 
+async def test_voter_of_another_city(city: City, aiohttp_client: Any) -> None:
+    # A citizen enrolled by a pinned peer city is known here through the mirrored log.
+    paris, citizen = _key("paris", 0), _key("paris", 2)
+    origin = "paris.example/liquide"
+    pk = citizen.public_key.to_text()
+    enrol = Event.create(paris, "enrol", {"key": pk, "ref": "p-7"}, 1, None, city.now)
+    client = await aiohttp_client(create_app(_mirror(city, origin, paris, [enrol])))
+    data = json.loads((await fetch(client, f"/voters/{pk}.json"))[0])
+    assert data["origin"] == origin
+    assert data["enrolled"] is True
+    assert data["enrolment"] == {"ref": "p-7", "index": 0}
+    assert data["home"] == "http://127.0.0.1:9/"
+    html = (await fetch(client, f"/voters/{pk}"))[0]
+    audit(html)
+    assert f'href="http://127.0.0.1:9/voters/{pk}"' in html
+
+
 async def test_open_issue_has_no_results(client: Any) -> None:
     city = client.city
     data = json.loads((await fetch(client, f"/issues/{city.open}.json"))[0])
@@ -587,6 +611,13 @@ async def test_voter_page(client: Any) -> None:
     html = (await fetch(client, f"/voters/{city.pk(i)}"))[0]
     audit(html)
     assert "Transports &amp; mobilité" in html
+    data = json.loads((await fetch(client, f"/voters/{city.pk(1)}.json"))[0])
+    titles = {b["issue"]: b["title"] for b in data["ballots"]}
+    assert titles == {
+        city.sealed: "Tramway T10 : quel tracé ?",
+        city.open: "Horaires des bibliothèques",
+    }
+    assert [x["explanation"]["status"] for x in data["explanations"]] == ["direct"]
     resp = await client.get(f"/voters/{_key('nobody', 1).public_key.to_text()}")
     assert resp.status == 404
     assert "<h1>Not found</h1>" in await resp.text()
