@@ -25,7 +25,7 @@ from protocol.errors import ProofError, ProtocolError, TallyInputError
 from protocol.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inclusion
 from protocol.tally import TallyInput, tally
 
-from ._gen import CITY, ORIGIN, T0, fuzz_settings, json_values, mutated, sk
+from ._gen import CITY, ORIGIN, T0, fuzz_settings, json_values, mutated, mutated_bytes, sk
 
 LEAVES = [leaf_hash(f"leaf {i}".encode()) for i in range(23)]
 TREE = MemoryTree(LEAVES)
@@ -220,3 +220,57 @@ def test_tally_input_loader_refuses_or_tallies(doc: object) -> None:
     result = tally(inp).to_dict()
     assert isinstance(result["digest"], str)
     assert len(result["digest"]) == 64
+
+
+# The witness's decision (C2SP tlog-witness add-checkpoint) ------------------------------------
+
+FORK = [*LEAVES[:9], leaf_hash(b"forked history"), *LEAVES[10:]]
+
+
+def _note(leaves: list[bytes], n: int) -> str:
+    return sign_checkpoint(Checkpoint(ORIGIN, n, MemoryTree(leaves[:n]).root()), CITY).to_text()
+
+
+@fuzz_settings(200)
+@given(
+    last=st.integers(0, 23),
+    new=st.integers(0, 23),
+    forked=st.booleans(),
+    old=st.none() | st.integers(0, 30),
+    edits=st.lists(st.tuples(st.integers(0, 8), st.binary(min_size=32, max_size=32)), max_size=2),
+    garble=st.booleans(),
+    data=st.data(),
+)
+def test_a_witness_never_cosigns_a_fork_of_what_it_cosigned(
+    last, new, forked, old, edits, garble, data
+) -> None:
+    from protocol._witness import decide, format_add_checkpoint, parse_add_checkpoint
+
+    leaves = FORK if forked else LEAVES
+    proof = list(MemoryTree(leaves).consistency_proof(min(last, new), new)) if new else []
+    for pos, raw in edits:
+        if pos < len(proof):
+            proof[pos] = raw
+        else:
+            proof.append(raw)
+    old = last if old is None else old  # mostly the size the witness expects
+    body = format_add_checkpoint(old, proof, _note(leaves, new))
+    if garble:
+        body = data.draw(mutated_bytes(body))
+    try:
+        req = parse_add_checkpoint(body)
+    except ProtocolError as exc:
+        _names_problem(exc)
+        return
+    last_cp = Checkpoint(ORIGIN, last, MemoryTree(LEAVES[:last]).root()) if last else None
+    d = decide(req, [CITY.public_key], last_cp)
+    assert d.message
+    if d.status == 200:
+        assert d.checkpoint is not None
+        # Cosigned: it extends what the witness cosigned before (the honest history).
+        assert d.checkpoint.size >= last
+        # The fork rewrote leaf 9: once the witness cosigned 10 or more honest leaves, no
+        # checkpoint of the forked history may ever get its cosignature.
+        assert not (forked and last >= 10), "cosigned a fork of what it cosigned before"
+    else:
+        assert d.checkpoint is None
