@@ -424,10 +424,11 @@ class Translator:
         return text.replace(",", "\u202f") if self.lang == "fr" else text
 
     def time(self, t: int | None) -> str:
-        """A Unix time as ``YYYY-MM-DD HH:MM UTC``."""
+        """A Unix time as ``YYYY-MM-DD HH:MM UTC`` (with ``:SS`` when not on the minute)."""
         if t is None:
             return self("time.never")
-        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
+        fmt = "%Y-%m-%d %H:%M UTC" if t % 60 == 0 else "%Y-%m-%d %H:%M:%S UTC"
+        return time.strftime(fmt, time.gmtime(t))
 
 
 def _accept_language(header: str) -> str | None:

@@ -354,8 +354,7 @@ def _peers(peers: Sequence[dict[str, Any]], t: Translator) -> Markup:
                 if x["lag_entries"]
                 else t("home.peers.lag.none")
             )
-        if x.get("lag_s") is not None:
-            lag_parts.append(t("time.ago", n=t.num(x["lag_s"])))
+
         rows.append(
             h(
                 "tr",
@@ -368,7 +367,14 @@ def _peers(peers: Sequence[dict[str, Any]], t: Translator) -> Markup:
                     h("br") if x.get("last_error") else None,
                     h("small", None, x["last_error"]) if x.get("last_error") else None,
                 ),
-                h("td", None, t.time(x.get("last_ok"))),
+                h(
+                    "td",
+                    None,
+                    t.time(x.get("last_ok")),
+                    [h("br"), h("small", None, t("time.ago", n=t.num(x["lag_s"])))]
+                    if x.get("lag_s") is not None
+                    else None,
+                ),
                 h("td", None, ", ".join(lag_parts) or "—"),
             )
         )

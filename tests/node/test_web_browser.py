@@ -62,6 +62,7 @@ def browser() -> Iterator[Any]:
         _unavailable(f"playwright is not installed ({exc}); pip install playwright")
     if not os.access(CHROMIUM, os.X_OK):
         _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # this run's screenshots only
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
@@ -171,9 +172,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     """The federation of ``liquide demo --keep`` if it exists, else one served city."""
     tmp = tmp_path_factory.mktemp("browser")
     if _has_demo() and os.environ.get("LIQUIDE_WEB_TEST_DEMO", "1") != "0":
-        proc = _Process(
-            [_liquide(), "demo", "--keep", "--seed", "7"], tmp / "demo.log"
-        )
+        proc = _Process([_liquide(), "demo", "--keep", "--seed", "7"], tmp / "demo.log")
         try:
             proc.wait_line("ready", START_TIMEOUT_S)
             urls = [
