@@ -675,7 +675,9 @@ async def test_sealed_pages_are_cached_by_record(client: Any) -> None:
 
 async def test_stylesheet_is_versioned_and_cached(client: Any) -> None:
     html, _ = await fetch(client, "/")
-    href = re.search(r'href="(/static/liquide\.css\?v=\w+)"', html).group(1)
+    found = re.search(r'href="(/static/liquide\.css\?v=\w+)"', html)
+    assert found is not None
+    href = found.group(1)
     text, resp = await fetch(client, href)
     assert "immutable" in resp.headers["Cache-Control"]
     assert ":root" in text
