@@ -946,3 +946,26 @@ def test_secondary_view_with_bad_entries_fails_step_4(fed: Federation) -> None:
     assert {(f.code, f.node) for f in errors(report)} == {
         ("root_mismatch", "http://mirror.example/")
     }
+
+
+def test_city_accepting_an_equivocation_fails_step_3_with_the_proof() -> None:
+    fed = build(seal=False)
+    a0 = fed.citizens["a0"]
+    # a second, different event at a seq a0 already used, appended by A anyway
+    other = Event.create(
+        a0.sk, "ballot", {"issue": fed.issue.id, "grades": {"no": 1}}, 1, None, OPENS + 9
+    )
+    fed.a.add(other)
+    fed.a.checkpoint(cosigned_at=OPENS + 60)
+    report = run(fed, fed.material("http://a.example/"), now=OPENS + 100)
+    assert report.first_failure == 3
+    (f,) = errors(report)
+    assert (f.code, f.origin, f.index, f.event_id) == (
+        "equivocation",
+        A,
+        len(fed.a.leaves) - 1,
+        other.id,
+    )
+    from protocol.chain import EquivocationProof
+
+    EquivocationProof.from_dict(f.proof).verify()
