@@ -9,7 +9,9 @@
   ``Retry-After``); configured peers and ``rate_limit_exempt`` networks are exempt;
 * metrics live in a :class:`prometheus_client.CollectorRegistry` of the app's own, so several
   nodes can run in one process (tests, simulated federations);
-* the node's start and graceful stop are tied to the app's lifecycle (``cleanup_ctx``).
+* the node's start and graceful stop are tied to the app's lifecycle (``cleanup_ctx``);
+* *extensions* add their routes and lifecycles after the core: by default the public web pages
+  (:mod:`node.web`) and federation (:mod:`node._federation`).
 
 There is no admin endpoint here: admin commands use the Unix socket of
 :mod:`node._admin_socket`. :func:`serve` runs both until SIGTERM or SIGINT.
@@ -26,7 +28,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +44,18 @@ from ._node import Node
 from .config import NodeConfig
 from .errors import RateLimitedError, http_status
 
-__all__ = ["METRICS_KEY", "NODE_KEY", "Metrics", "create_app", "runner_kwargs", "serve"]
+__all__ = [
+    "DEFAULT_EXTENSIONS",
+    "METRICS_KEY",
+    "NODE_KEY",
+    "Extension",
+    "Metrics",
+    "create_app",
+    "federation",
+    "runner_kwargs",
+    "serve",
+    "web_pages",
+]
 
 log = logging.getLogger("liquide.node.server")
 
@@ -241,11 +254,39 @@ async def _peer_hosts(node: Node) -> set[str]:
     return hosts
 
 
-def create_app(node: Node, *, manage: bool = True) -> web.Application:
-    """Build the node's public ``/v1`` aiohttp application.
+Extension = Callable[[web.Application, Node], object]
+"""Adds routes (and lifecycle hooks) to the app after the core API: the web pages, federation."""
+
+
+def web_pages(app: web.Application, node: Node) -> None:
+    """Mount the public HTML pages (:mod:`node.web`)."""
+    from . import web as pages
+
+    pages.add_routes(app)
+
+
+def federation(app: web.Application, node: Node) -> None:
+    """Attach federation (sync, witnessing, attestations: ``node._federation.install``)."""
+    try:
+        from ._federation import install
+    except ImportError:  # a build without the federation layer serves its own log only
+        log.warning("federation is not available: serving the own log only")
+        return
+    install(app, node)
+
+
+DEFAULT_EXTENSIONS: tuple[Extension, ...] = (web_pages, federation)
+"""What :func:`create_app` adds unless told otherwise (``extensions=()``: the bare ``/v1``)."""
+
+
+def create_app(
+    node: Node, *, manage: bool = True, extensions: Sequence[Extension] = DEFAULT_EXTENSIONS
+) -> web.Application:
+    """Build the node's public aiohttp application: ``/v1``, then ``extensions``.
 
     With ``manage`` (the default) the app starts the node when it starts and stops it
-    gracefully (final checkpoint) when it is cleaned up. Returns the application.
+    gracefully (final checkpoint) when it is cleaned up; extensions' lifecycle hooks run
+    after the node started and before it stops. Returns the application.
     """
     cfg = node.config
     app = web.Application(
@@ -258,9 +299,6 @@ def create_app(node: Node, *, manage: bool = True) -> web.Application:
     exempt = [ipaddress.ip_network(n, strict=False) for n in cfg.rate_limit_exempt]
     app[RATE_KEY] = RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst, exempt)
     _api.add_routes(app)
-    from .web import add_routes as add_web_routes
-
-    add_web_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[RATE_KEY].exempt_hosts = await _peer_hosts(node)
@@ -278,9 +316,9 @@ def create_app(node: Node, *, manage: bool = True) -> web.Application:
             await node.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    from ._federation import install as install_federation
-
-    install_federation(app, node)  # after the node's lifecycle: starts after it, stops before
+    # After the node's lifecycle, so that extensions start after the node and stop before it.
+    for extend in extensions:
+        extend(app, node)
     return app
 
 
@@ -354,7 +392,7 @@ async def serve(
     await runner.setup()
     admin_runner = None
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=node.config.shutdown_timeout_s)
+        site = web.TCPSite(runner, host, port)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
