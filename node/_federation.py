@@ -30,6 +30,7 @@ import base64
 import concurrent.futures
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -167,7 +168,7 @@ class FederationConfig:
     """Most cosignatures asked for and accepted per feed page."""
     page_size: int = 1000
     """Entries asked for per page."""
-    chunk_leaves: int = 20_000
+    chunk_leaves: int = 5000
     """Leaves verified together (one consistency proof) before they are appended."""
     max_investigate: int = 1_000_000
     """Most leaves compared with a peer's when looking for where two views differ."""
@@ -443,35 +444,52 @@ class Federation:
             rep = _Replayed(State(origin, key_text, leaves=self._leaf_reader(origin)))
             self._logs[origin] = rep
         st = rep.state
+        pool = self._verify_pool
         while st.size < info.size:
             start = st.size
-            leaves = rs.leaves(origin, start, min(info.size, start + 5000))
+            leaves = rs.leaves(origin, start, min(info.size, start + 20_000))
             if not leaves:
                 break
-            events: list[Event | None] = []
-            for leaf in leaves:
-                try:
-                    events.append(Event.decode(leaf))
-                except ProtocolError:
-                    events.append(None)
-            oks = self._verify([e for e in events if e is not None])
-            it = iter(oks)
-            for i, (leaf, ev) in enumerate(zip(leaves, events, strict=True)):
+            if pool is not None and len(leaves) >= self.node.config.pool_threshold:
+                # This thread decodes while the workers verify the chunks decoded before; the
+                # events are applied in order as their verdicts come back.
+                step = 1000
+                pending: list[tuple[int, list[bytes], list[Event | None], Any]] = []
+                for i in range(0, len(leaves), step):
+                    part = leaves[i : i + step]
+                    events: list[Event | None] = []
+                    for leaf in part:
+                        try:
+                            events.append(Event.decode(leaf))
+                        except ProtocolError:
+                            events.append(None)
+                    decoded = [e for e in events if e is not None]
+                    pending.append((start + i, part, events, pool.submit_verify(decoded)))
+                for base, part, events, fut in pending:
+                    verdicts = iter(fut.result())
+                    for j, (leaf, ev) in enumerate(zip(part, events, strict=True)):
+                        if ev is None:
+                            rep.findings += st.apply(base + j, leaf)
+                        else:  # a bad signature is re-checked, and reported, by replay
+                            self._apply(rep, base + j, ev, leaf, verified=next(verdicts))
+                continue
+            for i, leaf in enumerate(leaves):
                 idx = start + i
-                if ev is None:
+                try:
+                    ev = Event.decode(leaf)
+                except ProtocolError:
                     rep.findings += st.apply(idx, leaf)
                     continue
-                rep.findings += st.apply_event(idx, ev, verified=next(it))
-                if ev.type == "seal":
-                    issue = getattr(ev.body, "issue", "")
-                    if st.seals.get(issue) == idx:
-                        rep.at_seal[issue] = st.copy()
+                self._apply(rep, idx, ev, leaf, verified=False)
 
-    def _verify(self, events: list[Event]) -> list[bool]:
-        pool = self._verify_pool
-        if pool is not None and len(events) >= self.node.config.pool_threshold:
-            return pool.verify(events)
-        return [False] * len(events)  # apply_event(verified=False) verifies each itself
+    @staticmethod
+    def _apply(rep: _Replayed, idx: int, ev: Event, leaf: bytes, *, verified: bool) -> None:
+        st = rep.state
+        rep.findings += st.apply_event(idx, ev, verified=verified)
+        if ev.type == "seal":
+            issue = getattr(ev.body, "issue", "")
+            if st.seals.get(issue) == idx:
+                rep.at_seal[issue] = st.copy()
 
     def replay_all(self) -> _Trust:
         """Catch every trusted log's replay up with the store and recompute the pins."""
@@ -825,13 +843,7 @@ class Federation:
     ) -> bool:
         """Append verified leaves at ``start`` of ``origin``'s mirror (and its checkpoint)."""
         vkey = key.to_vkey(origin)
-        rows = []
-        for leaf in leaves:
-            try:
-                ev = Event.decode(leaf)
-                rows.append(LeafRow(ev.id, leaf, ev.author, ev.seq, ev.type))
-            except ProtocolError:
-                rows.append(LeafRow(_leaf_id(leaf), leaf))
+        rows = [leaf_row(leaf) for leaf in leaves]
         note = None
         if sc is not None:
             note = SignedCheckpoint(
@@ -874,6 +886,8 @@ class Federation:
 
     async def start(self) -> None:
         """Replay what is stored; with ``auto``, start the sync and tick loops."""
+        if self._verify_pool is not None and self.config.auto:
+            await self.query(self._verify_pool.warm)
         await self.query(self.replay_all)
         if self.config.auto:
             self._tasks.append(asyncio.create_task(self._tick_loop(), name="federation-tick"))
@@ -1002,10 +1016,41 @@ class Federation:
         }
 
 
-def _leaf_id(leaf: bytes) -> str:
-    import hashlib
+_SIG_MARK = b',"sig":"'
+_AUTHOR = b'{"author":"'
 
-    return hashlib.sha256(leaf).hexdigest()
+
+def leaf_row(leaf: bytes) -> LeafRow:
+    """The store row of a mirrored leaf, its index columns read without a full decode.
+
+    For a canonical event the id is exactly :attr:`Event.id` (the SHA-256 of the leaf without its
+    ``sig`` member, which in canonical form is the last ``,"sig":"…",``; the envelope's keys are
+    sorted, so ``author`` comes first and ``seq`` just before ``sig``). A leaf that does not have
+    that shape is indexed by the SHA-256 of its bytes; replay judges every leaf in full anyway.
+    """
+    start = leaf.rfind(_SIG_MARK)
+    end = start + len(_SIG_MARK) + 88
+    if start > 0 and leaf.startswith(_AUTHOR) and leaf[end : end + 2] == b'",':
+        unsigned = leaf[: start + 1] + leaf[end + 2 :]
+        seq_at = leaf.rfind(b',"seq":', 0, start)
+        type_at = leaf.find(b',"type":"', end)
+        type_end = leaf.find(b'"', type_at + 9)
+        seq_text = leaf[seq_at + 7 : start]
+        if (
+            seq_at > 0
+            and type_at > 0
+            and type_end > 0
+            and seq_text.isdigit()
+            and len(seq_text) < 17
+        ):
+            return LeafRow(
+                hashlib.sha256(unsigned).hexdigest(),
+                leaf,
+                leaf[11:74].decode("ascii", "replace"),
+                int(seq_text),
+                leaf[type_at + 9 : type_end].decode("ascii", "replace"),
+            )
+    return LeafRow(hashlib.sha256(leaf).hexdigest(), leaf)
 
 
 # HTTP routes ----------------------------------------------------------------------------------------
