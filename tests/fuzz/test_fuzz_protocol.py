@@ -198,3 +198,30 @@ def test_equivocation_proofs_from_hostile_dicts(data: st.DataObject) -> None:
         _names_problem(exc)
         return
     assert {proof.first.id, proof.second.id} == {a.id, b.id}
+
+
+def test_a_city_key_handover_is_not_in_version_1() -> None:
+    """Key rotation (``handover``) is reserved: a v1 node refuses it as an unknown type."""
+    from ._gen import sk
+
+    d = EVENTS["seal"].to_dict()
+    body = {"new_key": sk("city-2").public_key.to_text()}
+    with pytest.raises(ValidationError, match="type"):
+        Event.create(CITY, "handover", body, 99, EVENTS["attest"].id, d["ts"])
+    forged = {**d, "type": "handover", "body": body}
+    with pytest.raises(ValidationError, match="type"):
+        Event.from_dict(forged)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"name": "Alice Martin"}, {"address": "3 rue X"}, {"birth": 1990}, {"email": "a@b.example"}],
+)
+def test_an_enrolment_carries_only_a_key_and_an_opaque_reference(extra: dict[str, object]) -> None:
+    """No personal data enters a log: an enrol body with any field besides key and ref is refused,
+    and the reference is a short printable-ASCII token (no spaces: not a name or an address)."""
+    body = {"key": EVENTS["enrol"].body.to_dict()["key"], "ref": "reg-0001", **extra}  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="body"):
+        Event.create(CITY, "enrol", body, 1, None, 0)
+    with pytest.raises(ValidationError, match="ref"):
+        Event.create(CITY, "enrol", {"key": body["key"], "ref": "Alice Martin"}, 1, None, 0)

@@ -179,3 +179,20 @@ def test_every_bound_is_itself_bounded(field: str) -> None:
 
     with pytest.raises(ConfigError, match=field):
         NodeConfig(origin="x.example/liquide", **{field: 10**12})
+
+
+def test_a_city_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """The node will not run with a secret key that group or others can read (mode 0600)."""
+    import os
+
+    from node._datadir import init_data_dir, load_key
+    from node.config import KEY_FILE
+    from node.errors import ConfigError
+
+    init_data_dir(tmp_path / "n", "x.example/liquide")
+    key_file = tmp_path / "n" / KEY_FILE
+    assert key_file.stat().st_mode & 0o077 == 0
+    load_key(tmp_path / "n")
+    os.chmod(key_file, 0o640)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_key(tmp_path / "n")
