@@ -81,6 +81,8 @@ async def add_checkpoint_handler(request: web.Request, fed: Federation) -> web.R
     except CheckpointError as exc:
         return _text(400, exc.message + "\n")
     origin = req.checkpoint.checkpoint.origin
+    if origin != fed.origin and fed.trusted_key(origin) is None:
+        await fed.refresh_trust()  # a peer pinned since the last round
     key = None if origin == fed.origin else fed.trusted_key(origin)
     keys = None if key is None else [key]
     node = fed.node
