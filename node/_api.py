@@ -17,6 +17,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from crypto import LiquideError
+
 from . import _compat
 from ._node import Node
 from .errors import (
@@ -120,8 +122,18 @@ async def post_event(request: web.Request) -> web.Response:
     """``POST /v1/events``: one event's canonical signed bytes; answers its signed receipt."""
     node = _node(request)
     body = await _read_body(request, node.config.max_body_bytes)
-    acc = await _ingest(node).submit(body)
+    try:
+        acc = await _ingest(node).submit(body)
+    except LiquideError as exc:
+        _rejected(request, exc)
+        raise
     return web.json_response(_accepted_json(acc), status=201 if acc.new else 200)
+
+
+def _rejected(request: web.Request, exc: LiquideError) -> None:
+    from .server import METRICS_KEY
+
+    request.app[METRICS_KEY].rejected.labels(exc.code).inc()
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -148,6 +160,7 @@ async def post_batch(request: web.Request) -> web.Response:
         else:
             from .server import error_for
 
+            _rejected(request, r)
             out.append(json.loads(error_for(r).body))  # type: ignore[arg-type]
     return web.json_response(
         {"results": out, "accepted": accepted, "rejected": len(out) - accepted}

@@ -388,4 +388,5 @@ async def test_operations_endpoints(served) -> None:
     text = await (await client.get("/metrics")).text()
     assert 'liquide_http_requests_total{method="POST",route="/v1/events",status="422"} 1.0' in text
     assert "liquide_log_size" in text
+    assert 'liquide_events_rejected_total{code="invalid"} 1.0' in text
     assert (await (await client.get("/v1/proofs")).json()) == {"proofs": []}
