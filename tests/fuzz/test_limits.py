@@ -196,3 +196,34 @@ def test_a_city_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     os.chmod(key_file, 0o640)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_key(tmp_path / "n")
+
+
+async def test_a_witness_request_split_across_packets_is_read_whole(civic, aiohttp_server) -> None:
+    """A slow link delivers an add-checkpoint body in pieces: the witness reads all of it (here,
+    to answer 404 for an origin it does not know), not a 400 for the first piece alone."""
+    from protocol._witness import format_add_checkpoint
+    from protocol.checkpoint import Checkpoint, sign_checkpoint
+    from protocol.merkle import MemoryTree
+
+    from ._gen import sk
+
+    c = civic(1)
+    server = await _serve(c.node, aiohttp_server)
+    tree = MemoryTree([])
+    note = sign_checkpoint(Checkpoint("nobody.example/log", 0, tree.root()), sk("nobody"))
+    body = format_add_checkpoint(0, [], note.to_text())
+    head = (
+        f"POST /v1/witness/add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        "Content-Type: text/plain\r\nConnection: close\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(head + body[:20])
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.write(body[20:])
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 404"), answer[:300]
