@@ -25,6 +25,7 @@ publish them, and in the cosignature feed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -73,7 +74,19 @@ async def add_checkpoint_handler(request: web.Request, fed: Federation) -> web.R
     length = request.content_length
     if length is not None and length > MAX_ADD_CHECKPOINT_BYTES:
         return _text(413, f"body exceeds {MAX_ADD_CHECKPOINT_BYTES} bytes\n")
-    body = await request.content.read(MAX_ADD_CHECKPOINT_BYTES + 1)
+    # read(n) returns what has arrived so far: loop, or a body split across packets (a slow
+    # link) is cut short; and bound the time, so that a slow sender cannot hold the handler.
+    timeout = fed.node.config.read_timeout_s
+    body = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while len(body) <= MAX_ADD_CHECKPOINT_BYTES:
+                more = await request.content.read(MAX_ADD_CHECKPOINT_BYTES + 1 - len(body))
+                if not more:
+                    break
+                body += more
+    except TimeoutError:
+        return _text(408, f"the body did not arrive within {timeout:g} s\n")
     if len(body) > MAX_ADD_CHECKPOINT_BYTES:
         return _text(413, f"body exceeds {MAX_ADD_CHECKPOINT_BYTES} bytes\n")
     try:
