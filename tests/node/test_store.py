@@ -68,7 +68,11 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
     _store(tmp_path).close()
     s = Store.open(tmp_path, writer=True)
     assert MIGRATIONS.pending(s.db) == []
-    assert [m.name for m in MIGRATIONS.applied(s.db)] == ["m001_logs", "m002_governance", "m003_event_key"]
+    assert [m.name for m in MIGRATIONS.applied(s.db)] == [
+        "m001_logs",
+        "m002_governance",
+        "m003_event_key",
+    ]
     s.close()
 
 
