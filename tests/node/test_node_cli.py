@@ -143,3 +143,16 @@ def test_serve_admin_socket_and_single_writer(tmp_path: Path, serve_process) -> 
         assert SignedCheckpoint.parse(cp.note).checkpoint.root == info.root()
     finally:
         store.close()
+
+
+def test_admin_after_a_crash_acts_offline(tmp_path: Path, serve_process) -> None:
+    data = init(tmp_path)
+    server = serve_process(data)
+    server.kill()  # SIGKILL: the socket file stays behind, nobody listens on it
+    assert (data / "admin.sock").exists()
+    citizen = key("after-crash").public_key.to_text()
+    code, out, err = run("admin", "enrol", citizen, "--data", str(data), "--json")
+    assert code == 0, err
+    code, out, _ = run("node", "status", "--data", str(data), "--json")
+    status = json.loads(out)
+    assert (status["serving"], status["enrolled"], status["checkpoint"]["size"]) == (False, 1, 1)
