@@ -9,11 +9,11 @@ What it holds, per origin (the city's own log and the mirrors of other cities' l
 * ``nodes``: every complete interior subtree hash that :meth:`protocol.merkle.CompactRange.append`
   produced, so that any inclusion or consistency proof needs O(log n) lookups (level 0 is read
   from ``entries``);
-* ``checkpoints`` with their ``cosignatures``, misbehaviour
-  ``proofs``, ``peers`` with their sync cursors, and governance indexes (``enrolments``,
-  ``assemblies``, ``areas``, ``issues``, ``delegations``, ``ballots``, ``heads``), and
-  ``snapshots`` of the replay state. Receipts are not stored: they are deterministic
-  signatures over a leaf's index and append time, re-signed on demand.
+* ``checkpoints`` with their ``cosignatures``, misbehaviour ``proofs``, ``peers`` with their
+  sync cursors, governance indexes of the own log (``enrolments``, ``assemblies``, ``areas``,
+  ``issues``, ``delegations``, ``ballots``, chain ``heads``), ``snapshots`` of the replay state
+  and cached ``tallies``. Receipts are not stored: they are deterministic signatures over a
+  leaf's index and append time, signed again on demand.
 
 Durability and writers:
 
@@ -71,7 +71,7 @@ MIGRATIONS = Migrations("liquide.node")
 
 @MIGRATIONS()
 def m001_logs(db: sqlite_utils.Database) -> None:
-    """Logs, leaves, tree nodes, checkpoints, cosignatures, receipts, proofs and peers."""
+    """Logs, leaves, tree nodes, checkpoints, cosignatures, proofs, peers and chain heads."""
     db.executescript(
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
