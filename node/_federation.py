@@ -750,7 +750,16 @@ class Federation:
 
         def fn(store: Store) -> bool:
             with store.atomic():
-                new = store.add_proof(proof.id, "split-view", proof.origin, proof.to_dict(), now)
+                # One proof convicts a log. Keeping every one would let a city that signs split
+                # views by the thousand push honest nodes' /v1/proofs past what their peers
+                # accept (max_proofs), and so stop replication.
+                held = store.conn.execute(
+                    "SELECT 1 FROM proofs WHERE kind = 'split-view' AND origin = ? LIMIT 1",
+                    (proof.origin,),
+                ).fetchone()
+                new = held is None and store.add_proof(
+                    proof.id, "split-view", proof.origin, proof.to_dict(), now
+                )
                 if store.log(proof.origin) is not None and proof.origin != self.origin:
                     store.freeze(proof.origin, reason)
             return new
