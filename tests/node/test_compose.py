@@ -79,7 +79,7 @@ def test_every_liquide_command_exists_with_its_options() -> None:
         script = svc["command"][0]
         assert svc["entrypoint"] == ["sh", "-c"]
         cmds = _commands(script)
-        assert [c[:2] for c in cmds][0] == ["node", "init"], name
+        assert cmds[0][:2] == ["node", "init"], name
         assert cmds[-1][:2] == ["node", "serve"], name
         for words in cmds:
             cmd, rest = _resolve(words)
