@@ -44,14 +44,14 @@ def _lines(proc: subprocess.Popen[bytes], until: str, timeout: float) -> list[st
 
 def _alive(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url + "healthz", timeout=2) as resp:  # noqa: S310
+        with urllib.request.urlopen(url + "healthz", timeout=2) as resp:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
 def test_demo_keep_then_sigterm_leaves_nothing_running() -> None:
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from node.cli import main; sys.exit(main())",
          "demo", "--keep", "--citizens", "8", "--window", "6", "--grace", "3", "--seed", "7"],
         stdout=subprocess.PIPE,
