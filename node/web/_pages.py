@@ -123,6 +123,11 @@ def _layout(p: Page, title: str, *body: Child) -> Markup:
     return Markup("<!doctype html>\n" + doc)
 
 
+def _table(attrs: dict[str, object] | None, *children: Child) -> Markup:
+    """A table in a box that scrolls sideways on narrow screens (the page itself does not)."""
+    return h("div", {"class_": "scroll"}, h("table", attrs, *children))
+
+
 def _dl(*pairs: tuple[str, Child]) -> Markup:
     return h(
         "dl", {"class_": "facts"}, *[join(h("dt", None, k), h("dd", None, v)) for k, v in pairs]
@@ -180,8 +185,7 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
                 {"class_": "alert", "role": "alert", "aria_labelledby": "proofs-h"},
                 h("h2", {"id": "proofs-h"}, "⚠ " + t("home.proofs")),
                 h("p", None, t("home.proofs.lead", n=len(proofs))),
-                h(
-                    "table",
+                _table(
                     None,
                     h(
                         "thead",
@@ -245,8 +249,7 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
             "section",
             {"aria_labelledby": "logs-h"},
             h("h2", {"id": "logs-h"}, t("home.logs")),
-            h(
-                "table",
+            _table(
                 None,
                 h("caption", None, t("home.logs.caption")),
                 h(
@@ -382,8 +385,7 @@ def _peers(peers: Sequence[dict[str, Any]], t: Translator) -> Markup:
         "section",
         {"aria_labelledby": "peers-h"},
         h("h2", {"id": "peers-h"}, t("home.peers")),
-        h(
-            "table",
+        _table(
             None,
             h(
                 "thead",
@@ -473,8 +475,7 @@ def render_areas(d: dict[str, Any], p: Page) -> Markup:
         body.append(h("p", None, t("areas.none")))
     else:
         body.append(
-            h(
-                "table",
+            _table(
                 None,
                 h(
                     "thead",
@@ -550,8 +551,7 @@ def render_issues(d: dict[str, Any], p: Page) -> Markup:
         body.append(h("p", None, t("issues.none")))
     else:
         body.append(
-            h(
-                "table",
+            _table(
                 None,
                 h(
                     "thead",
@@ -652,8 +652,7 @@ def _ranking_table(tally: dict[str, Any], t: Translator) -> Markup:
         )
         for o in tally["options"]
     ]
-    return h(
-        "table",
+    return _table(
         {"class_": "ranking"},
         h("caption", None, t("issue.ranking.caption")),
         h(
@@ -677,8 +676,7 @@ def _ranking_table(tally: dict[str, Any], t: Translator) -> Markup:
 
 def _flow_table(tally: dict[str, Any], t: Translator) -> Markup:
     parts = ("own", "assembly", "area", "issue")
-    return h(
-        "table",
+    return _table(
         {"class_": "flow"},
         h("caption", None, t("issue.flow.lead")),
         h(
@@ -764,8 +762,7 @@ def _attestations(att: dict[str, Any], t: Translator) -> Markup:
             body.append(h("p", None, _badge("ok", "✓"), " ", t("issue.att.summary.ok", n=n)))
         kinds = {"agrees": "ok", "disagrees": "bad", "unknown": "muted"}
         body.append(
-            h(
-                "table",
+            _table(
                 None,
                 h(
                     "thead",
@@ -850,8 +847,7 @@ def _parts(tally: dict[str, Any], t: Translator) -> Child:
                 ),
             )
         )
-    return h(
-        "table",
+    return _table(
         {"class_": "parts"},
         h("caption", None, t("issue.parts")),
         h(
@@ -965,7 +961,7 @@ def render_issue(d: dict[str, Any], p: Page) -> Markup:
         flow: list[Child] = [h("h3", {"id": "flow-h"}, t("issue.flow"))]
         if tally["flow"]:
             flow += [
-                h("figure", None, flow_svg(tally["flow"], t, voter_href)),
+                h("figure", {"class_": "scroll"}, flow_svg(tally["flow"], t, voter_href)),
                 _flow_table(tally, t),
             ]
             if tally["others"]["count"]:
@@ -1002,7 +998,7 @@ def render_issue(d: dict[str, Any], p: Page) -> Markup:
                 h("h3", None, t("issue.ranking")),
                 h(
                     "figure",
-                    None,
+                    {"class_": "scroll"},
                     ranking_svg(tally["options"], tally["status_quo_schulze_rank"], t),
                 ),
                 _ranking_table(tally, t),
@@ -1203,8 +1199,7 @@ def render_voter(d: dict[str, Any], p: Page) -> Markup:
                 )
             )
         body.append(
-            h(
-                "table",
+            _table(
                 None,
                 h(
                     "thead",

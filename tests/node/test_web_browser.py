@@ -252,6 +252,16 @@ def test_results_and_svg_render(target: Target, page: Any) -> None:
     assert page.locator("table.ranking tbody tr").count() >= 1
     assert "agrees" in page.locator("section[aria-labelledby=att-h]").inner_text()
     _shot(page, "issue-sealed-en")
+    # On a phone the page does not scroll sideways: wide tables scroll in their own box.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (f"/issues/{target.sealed}", "/"):
+        page.goto(target.base + path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, (path, overflow)
+    page.goto(f"{target.base}/issues/{target.sealed}")
+    _shot(page, "issue-sealed-phone")
 
 
 def test_explain_box(target: Target, page: Any) -> None:
