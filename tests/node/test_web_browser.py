@@ -294,3 +294,12 @@ def test_french_version(target: Target, page: Any) -> None:
     assert page.locator("html").get_attribute("lang") == "en"
     page.goto(target.base + "/assemblies")  # the switch sticks (cookie)
     assert page.locator("html").get_attribute("lang") == "en"
+
+
+def test_missing_browser_fails_on_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        _unavailable("no Chromium at /nowhere: apt-get install chromium")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        _unavailable("no Chromium at /nowhere: apt-get install chromium")
