@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import functools
 import time
 from pathlib import Path
 
@@ -109,17 +110,17 @@ _SQL_CALLS = {"execute", "executemany", "executescript"}
 _SQL_FIXED_NAMES = {"_ISSUE_COLS", "_api._ISSUE_COLS", "verb", "name", "t"}
 
 
-def _python_files() -> list[Path]:
-    return sorted(p for p in (ROOT / "node").rglob("*.py")) + sorted(
-        (ROOT / "protocol").rglob("*.py")
-    )
+@functools.cache
+def _trees() -> tuple[tuple[Path, ast.Module], ...]:
+    """Every module of node/ and protocol/ with its syntax tree (parsed once)."""
+    files = sorted((ROOT / "node").rglob("*.py")) + sorted((ROOT / "protocol").rglob("*.py"))
+    return tuple((p, ast.parse(p.read_text(encoding="utf-8"))) for p in files)
 
 
 def test_sql_text_is_never_built_from_values() -> None:
     """Every SQL call passes values as bound parameters; f-strings only splice fixed names."""
     offenders = []
-    for path in _python_files():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+    for path, tree in _trees():
         for node in ast.walk(tree):
             if not (
                 isinstance(node, ast.Call)
@@ -143,14 +144,13 @@ def test_sql_text_is_never_built_from_values() -> None:
 
 def test_the_pragma_helper_takes_only_fixed_names() -> None:
     """The one f-string in the store (``PRAGMA {name}``) is called with literals only."""
-    src = (ROOT / "node" / "store.py").read_text(encoding="utf-8")
-    tree = ast.parse(src)
+    tree = dict(_trees())[ROOT / "node" / "store.py"]
     helper = next(
         n for n in ast.walk(tree)
         if isinstance(n, ast.FunctionDef) and "PRAGMA {name}" in ast.unparse(n)
     )  # fmt: skip
     callers = [
-        n for p in _python_files() for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        n for _p, t in _trees() for n in ast.walk(t)
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == helper.name
     ]  # fmt: skip
     assert all(isinstance(c.args[0], ast.Constant) for c in callers if c.args)
