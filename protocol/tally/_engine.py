@@ -33,9 +33,7 @@ class TallyEngine:
         self.resolution: Resolution = res
         options = inp.options
         ballots = inp.ballots
-        counted = count_ballots(
-            options, zip(ballots.values(), map(res.weight.__getitem__, ballots), strict=True)
-        )
+        counted = count_ballots(options, ballots.values(), map(res.weight.__getitem__, ballots))
         sq_rank, outcomes = rank_options(options, counted, inp.policy)
         names: list[str | None] = [None, *options]
         a = counted.battles

@@ -42,8 +42,8 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import not_
+from itertools import chain, compress, repeat
+from operator import add, not_
 
 from ._input import SCOPES, TallyInput
 
@@ -82,7 +82,7 @@ class Resolution:
     rows: dict[str, Mapping[str, Names]]
     #: Delegating voters (no ballot, a non-empty effective row) → that row's trustees as given.
     trustees: dict[str, Names]
-    #: Weight of every direct and delegated voter.
+    #: Weight of every direct and delegated voter (the others keep their own weight here).
     weight: dict[str, int]
     #: Last voter of each delegated voter's segment.
     nxt: dict[str, str]
@@ -165,15 +165,19 @@ def resolve(inp: TallyInput) -> Resolution:
     if rule == "minsum":
         order = _minsum(ballots, trustees, voters, nxt)
     else:
-        levels, dist = _bfs(ballots, trustees)
+        levels = _bfs(ballots, trustees, nxt)
         if rule == "dfd":
+            dist: dict[str, int] = {}
+            for d, level in enumerate(levels):
+                dist.update(zip(level, repeat(d)))
+            nxt.clear()
             order = _dfd(ballots, trustees=trustees, voters=voters, dist=dist, nxt=nxt, mid=mid)
         else:
-            order = _choose_bfd(levels, trustees, nxt)
+            order = list(chain.from_iterable(levels[1:]))
 
     # Push weights along segments, latest-fixed first (its carried weight is then complete).
-    carried = dict(zip(order, map(voters.__getitem__, order), strict=True))
-    carried.update(zip(ballots, map(voters.__getitem__, ballots), strict=True))
+    # Starting from a copy of every own weight is cheaper than picking the voters concerned.
+    carried = dict(voters)
     if mid:
         passing: dict[str, int] = {}
         for u in reversed(order):
@@ -186,8 +190,12 @@ def resolve(inp: TallyInput) -> Resolution:
         for x, extra in passing.items():
             carried[x] += extra
     else:
-        for u in reversed(order):
-            carried[nxt[u]] += carried[u]
+        # carried[nxt[u]] += carried[u], latest first, as C-level maps: dict.update inserts
+        # each sum before it computes the next, so a parent reads its children's totals.
+        backwards = order[::-1]
+        ends = list(map(nxt.__getitem__, backwards))
+        get = carried.__getitem__
+        carried.update(zip(ends, map(add, map(get, ends), map(get, backwards)), strict=True))
 
     lost = _classify_lost(trustees, nxt, voters)
     return Resolution(
@@ -205,72 +213,58 @@ def resolve(inp: TallyInput) -> Resolution:
 
 
 def _bfs(
-    casting: Mapping[str, object], trustees: dict[str, Names]
-) -> tuple[list[list[str]], dict[str, int]]:
-    """Return the voters that can reach a casting voter, by distance, and their distances.
+    casting: Mapping[str, object], trustees: dict[str, Names], nxt: dict[str, str]
+) -> list[list[str]]:
+    """Return the voters that can reach a casting voter by distance (level 0: the casters).
 
-    While a BFS level is large, it is found by one C-level pass over the voters not reached yet
-    (those with a trustee in the previous level). Once a level is small next to what remains,
-    the rest is an ordinary BFS over the reversed edges of the voters that remain. A pass runs
-    only while the level it finds is at least a quarter of what it scans, so passes cost O(V).
+    Also set each reached voter's BFD choice in ``nxt``: its best-ranked trustee in the level
+    before its own. While a level is large, it is found by one C-level pass over the voters
+    not reached yet: the first trustee of each in the previous level, if any, is both the test
+    and the choice. Once a level is small next to what remains, the rest is an ordinary BFS over
+    the reversed edges of the voters that remain. A pass runs only while the level it finds is
+    at least a quarter of what it scans, so the passes cost O(V) in all.
     """
-    dist = dict.fromkeys(casting, 0)
     levels: list[list[str]] = [list(casting)]
+    frontier: set[str] = set(casting)
     remaining = dict(trustees)
-    frontier = set(casting)
-    while frontier and remaining:
-        hit = list(compress(remaining, map(not_, map(frontier.isdisjoint, remaining.values()))))
+    while remaining:
+        finders = map(filter, repeat(frontier.__contains__), remaining.values())
+        firsts = list(map(next, finders, repeat(None)))
+        hit = list(compress(remaining, firsts))
         if not hit:
-            return levels, dist
-        d = len(levels)
-        dist.update(zip(hit, repeat(d)))
+            return levels
+        nxt.update(zip(hit, filter(None, firsts), strict=True))
         levels.append(hit)
-        deque(map(remaining.pop, hit), maxlen=0)
         frontier = set(hit)
+        deque(map(remaining.pop, hit), maxlen=0)
         if len(hit) * 4 < len(remaining):
             break
     else:
-        return levels, dist
+        return levels
     rev: dict[str, list[str]] = defaultdict(list)
     for v, names in remaining.items():
         for t in names:
             rev[t].append(v)
-    queue = list(levels[-1])
     get = rev.get
-    for u in queue:  # the list grows while it is read: a FIFO queue
-        lst = get(u)
-        if lst is None:
-            continue
-        du = dist[u] + 1
-        for v in lst:
-            if v not in dist:
-                dist[v] = du
-                queue.append(v)
-                if du == len(levels):
-                    levels.append([])
-                levels[du].append(v)
-    return levels, dist
-
-
-def _choose_bfd(
-    levels: list[list[str]],
-    trustees: dict[str, Names],
-    nxt: dict[str, str],
-) -> list[str]:
-    """Give each reached voter its best-ranked trustee one level closer to a casting voter.
-
-    Return the reached voters by increasing distance (each after its chosen trustee).
-    """
-    order: list[str] = []
-    for d in range(1, len(levels)):
-        closer = set(levels[d - 1])
-        level = levels[d]
-        lists = map(trustees.__getitem__, level)
+    while True:
+        found: list[str] = []
+        for u in levels[-1]:
+            for v in get(u, ()):
+                if v in remaining:
+                    del remaining[v]
+                    found.append(v)
+        if not found:
+            return levels
+        closer = frontier.__contains__
         nxt.update(
-            zip(level, map(next, map(filter, repeat(closer.__contains__), lists)), strict=True)
+            zip(
+                found,
+                map(next, map(filter, repeat(closer), map(trustees.__getitem__, found))),
+                strict=True,
+            )
         )
-        order.extend(level)
-    return order
+        levels.append(found)
+        frontier = set(found)
 
 
 def _minsum(

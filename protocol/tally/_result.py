@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import add
 from typing import Any
 
 from protocol.encoding import encode
 from protocol.errors import ValidationError
 
 from ._input import SCOPES, TALLY_VERSION
-from ._resolve import ABSENT, DELEGATED, DIRECT, LOST_CYCLE, Resolution
+from ._resolve import ABSENT, DELEGATED, DIRECT, LOST_CYCLE, LOST_DEAD_END, Resolution
 
 __all__ = ["OptionResult", "TallyResult", "VoterResult", "VoterTable"]
 
@@ -221,37 +223,62 @@ class VoterTable(Mapping[str, VoterResult]):
         return voter in self._res.own
 
     def canonical_chunks(self, chunk: int = 65536) -> Iterator[str]:
-        """Yield the canonical text of the map's members (``"id":{…}`` joined by commas).
+        """Yield, in pieces, the canonical text of the map's members: ``"id":{…}`` by commas.
 
         Ids are printable ASCII without ``"`` or ``\\`` (TallyInput's id rule), so ``"id"`` is
         their canonical JSON string.
         """
         res = self._res
         weight, nxt, mid, casting = res.weight, res.nxt, res.mid, res.casting
-        frag = {v: f'"{v}":{{"status":"direct","weight":{weight[v]}}}' for v in casting}
-        # Each delegated voter's path text is built once, from its segment end's text.
-        tails: dict[str, str] = {}
-        issue_rows, area_rows = res.rows["issue"], res.rows["area"]
-        for v in res.order:
-            t = nxt[v]
-            text = f'"{t}"' if t in casting else f'"{t}",{tails[t]}'
-            seg = mid.get(v)
-            if seg:
-                text = ",".join([*(f'"{x}"' for x in seg), text])
-            tails[v] = text
-            scope = "issue" if v in issue_rows else "area" if v in area_rows else "assembly"
-            frag[v] = (
-                f'"{v}":{{"path":[{text}],"scope":"{scope}",'
-                f'"status":"delegated","weight":{weight[v]}}}'
-            )
-        for v, s in res.lost.items():
-            reason = "cycle" if s == LOST_CYCLE else "dead_end"
-            frag[v] = f'"{v}":{{"reason":"{reason}","status":"lost"}}'
-        for v in res.own.keys() - frag.keys():
-            frag[v] = f'"{v}":{{"status":"absent"}}'
+        # body[v] is the text after the id up to the next id: '":{…},"'. Only delegated voters
+        # need their own text; the others share one per weight or status; the joins run in C.
+        cast = list(map(weight.__getitem__, casting))
+        direct = {w: f'":{{"status":"direct","weight":{w}}},"' for w in set(cast)}
+        body = dict(zip(casting, map(direct.__getitem__, cast), strict=True))
+        lost = {
+            LOST_CYCLE: '":{"reason":"cycle","status":"lost"},"',
+            LOST_DEAD_END: '":{"reason":"dead_end","status":"lost"},"',
+        }
+        body.update(zip(res.lost, map(lost.__getitem__, res.lost.values()), strict=True))
+        # A delegated voter's path text is '"' + head + suffix[nxt], where head is its segment
+        # ('a","b","t' for a segment a, b, t; just 't' for one hop) and suffix[t] is '"' for a
+        # casting voter, else '","' + head(t) + suffix[nxt(t)]. ``order`` puts every segment's
+        # end first, so one dict.update over C-level maps builds them all: each item is inserted
+        # before the next one is computed.
+        order = res.order
+        ends = list(map(nxt.__getitem__, order))
+        heads = ends
+        if mid:
+            joined = {v: '","'.join((*seg, nxt[v])) for v, seg in mid.items()}
+            heads = list(map(joined.get, order, ends))
+        suffix = dict.fromkeys(casting, '"')
+        tails = map(suffix.__getitem__, ends)
+        suffix.update(zip(order, map(add, map(add, repeat('","'), heads), tails), strict=True))
+        # The rest of a delegated voter's text: scope and status, then the weight and '},"'.
+        after = {s: f'],"scope":"{s}","status":"delegated","weight":' for s in ("area", "issue")}
+        scope_of = dict.fromkeys(res.rows["area"], after["area"])
+        scope_of.update(dict.fromkeys(res.rows["issue"], after["issue"]))
+        pieces = zip(
+            repeat('":{"path":["'),
+            heads,
+            map(suffix.__getitem__, ends),
+            map(scope_of.get, order, repeat('],"scope":"assembly","status":"delegated","weight":')),
+            map(str, map(weight.__getitem__, order)),
+            repeat('},"'),
+            strict=False,  # the repeats are endless; the others have one item per voter
+        )
+        body.update(zip(order, map("".join, pieces), strict=True))
+        absent = '":{"status":"absent"},"'
         ids = res.ids
+        if not ids:
+            return
+        yield '"'
         for start in range(0, len(ids), chunk):
-            yield ",".join(map(frag.__getitem__, ids[start : start + chunk]))
+            part = ids[start : start + chunk]
+            pairs = zip(part, map(body.get, part, repeat(absent)), strict=True)
+            piece = "".join(chain.from_iterable(pairs))
+            # Every body ends with ',"', the opening of the next id; the last one must not.
+            yield piece if start + chunk < len(ids) else piece[:-2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,10 +316,8 @@ class TallyResult:
         if isinstance(voters, VoterTable):
             head, tail = self._head_tail()
             yield head.encode()
-            first = True
             for text in voters.canonical_chunks():
-                yield text.encode() if first else b"," + text.encode()
-                first = False
+                yield text.encode()
             yield tail.encode()
         else:
             yield encode(self.unsigned_dict())

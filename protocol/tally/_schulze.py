@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import methodcaller
 
 from ._input import Policy
 from ._result import OptionResult
@@ -22,6 +23,7 @@ __all__ = ["Counted", "count_ballots", "rank_options"]
 _FORBIDDEN = (-(1 << 63), 0)
 
 Link = tuple[int, int]
+_items = methodcaller("items")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,35 +36,42 @@ class Counted:
 
 
 def count_ballots(
-    options: Sequence[str], ballots: Iterable[tuple[Mapping[str, int], int]]
+    options: Sequence[str], grades: Iterable[Mapping[str, int]], weights: Iterable[int]
 ) -> Counted:
-    """Aggregate ``(grades, weight)`` pairs into battles; a missing grade counts as 0."""
-    zeros = [0] * len(options)
+    """Aggregate ballots (grades) with their casting weights into battles.
+
+    A missing grade counts as 0. Ballots are grouped by their items as given first (one
+    dictionary update per ballot, the rest in C), then by their grades in option order.
+    """
+    weights = list(weights)
+    raw: dict[tuple[tuple[str, int], ...], int] = {}
+    get = raw.get
+    for key, weight in zip(map(tuple, map(_items, grades)), weights, strict=True):
+        raw[key] = get(key, 0) + weight
     groups: dict[tuple[int, ...], int] = {}
-    voter_count = 0
-    for grades, weight in ballots:
-        key = tuple(map(grades.get, options, zeros)) if grades else ()
-        groups[key] = groups.get(key, 0) + weight
-        voter_count += weight
+    for key, weight in raw.items():
+        given = dict(key)
+        norm = tuple(given.get(o, 0) for o in options)
+        groups[norm] = groups.get(norm, 0) + weight
     k = len(options)
     a = [[0] * (k + 1) for _ in range(k + 1)]
     first = [0] * k
-    for key, weight in groups.items():
-        if not key or not weight:
-            continue  # an empty ballot (or weight 0) prefers nothing to anything
-        g = (0, *key)
+    for norm, weight in groups.items():
+        if not weight:
+            continue
+        g = (0, *norm)
         for x in range(k + 1):
             gx = g[x]
             row = a[x]
             for y in range(k + 1):
                 if gx > g[y]:
                     row[y] += weight
-        top = max(key)
+        top = max(norm)
         if top > 0:
-            for i, grade in enumerate(key):
+            for i, grade in enumerate(norm):
                 if grade == top:
                     first[i] += weight
-    return Counted(a, voter_count, first)
+    return Counted(a, sum(weights), first)
 
 
 def _strength(win: int, lose: int, tuple_strength: bool) -> int:

@@ -163,9 +163,8 @@ def test_invariants(doc: dict[str, Any], rule: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(doc=electorates(max_voters=12, max_list=1))
 def test_single_trustee_lists_give_one_result(doc: dict[str, Any]) -> None:
-    digests = {
-        tally(TallyInput.from_dict(with_rule(doc, r))).to_dict()["voters"].__repr__() for r in RULES
-    }
+    # The result does not include the policy: equal results have equal digests.
+    digests = {tally(TallyInput.from_dict(with_rule(doc, r))).digest for r in RULES}
     assert len(digests) == 1
 
 

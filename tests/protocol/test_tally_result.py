@@ -181,3 +181,20 @@ def test_voter_result_forms() -> None:
     ]
     for c in cases:
         assert VoterResult.from_dict(c).to_dict() == c
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1000])
+def test_canonical_chunks_join_to_the_same_bytes(chunk: int) -> None:
+    doc = to_input(json.loads(FILES[1].read_text()), "dfd")
+    result = tally(TallyInput.from_dict(doc))
+    assert isinstance(result.voters, VoterTable)
+    whole = "".join(result.voters.canonical_chunks())
+    assert "".join(result.voters.canonical_chunks(chunk)) == whole
+    assert encode(result.unsigned_dict()["voters"]).decode() == "{" + whole + "}"
+
+
+def test_empty_electorate() -> None:
+    result = tally(TallyInput.from_dict({"version": 1, "voters": {}, "options": ["x"]}))
+    assert result.canonical_bytes() == encode(result.unsigned_dict())
+    assert result.to_dict()["voters"] == {}
+    assert result.winner is None
