@@ -195,7 +195,8 @@ async def _catch_up(src_url: str, src_key: str, dst: Path, total: int) -> tuple[
             print(f"mirrored after {mirrored_at} s, replayed after {time.perf_counter() - t0} s")
         elapsed = time.perf_counter() - t0
         info = node.reader.log(SRC)
-        assert info is not None and info.size == total
+        assert info is not None
+        assert info.size == total
     finally:
         await runner.cleanup()
     return elapsed, counter["bytes"], counter["requests"]
@@ -210,7 +211,7 @@ def run(ctx: Context) -> list[Row]:
 
         src_vkey = load_key(src).public_key.to_vkey(SRC)
         env = {**os.environ, "LIQUIDE_VERIFY_WORKERS": "0", "LIQUIDE_LOG_LEVEL": "WARNING"}
-        proc = subprocess.Popen(  # noqa: S603 (our own CLI)
+        proc = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
@@ -221,7 +222,7 @@ def run(ctx: Context) -> list[Row]:
                 str(src),
                 "--port",
                 "0",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
