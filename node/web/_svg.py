@@ -238,7 +238,9 @@ def flow_svg(
                 h("title", None, f"{key}: {t.num(f['weight'])}"),
                 h(
                     "a",
-                    {"href": href(key)},
+                    # Mouse shortcut only: the table after the chart holds the same links for
+                    # keyboards and screen readers (an image's content is not announced).
+                    {"href": href(key), "tabindex": "-1"},
                     h(
                         "text",
                         {

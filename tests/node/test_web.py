@@ -246,6 +246,7 @@ class _Audit(HTMLParser):
         self.headings: list[int] = []
         self.svgs = 0
         self.svg_titles = 0
+        self.focusable_in_svg = 0
         self._svg_depth = 0
         self._svg_titled = False
         self.controls: list[dict[str, str | None]] = []
@@ -270,6 +271,8 @@ class _Audit(HTMLParser):
             self.svg_titles += 1
         if self._svg_depth and tag != "svg":
             self._first_child = False
+        if self._svg_depth and tag == "a" and a.get("tabindex") != "-1":
+            self.focusable_in_svg += 1
         if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
             self.controls.append(a)
         if tag == "label" and a.get("for"):
@@ -294,6 +297,7 @@ def audit(html: str) -> _Audit:
     for prev, cur in zip(a.headings, a.headings[1:], strict=False):
         assert cur <= prev + 1, f"heading level skipped: h{prev} then h{cur} in {a.headings}"
     assert a.svg_titles == a.svgs, "every <svg> starts with a <title>"
+    assert a.focusable_in_svg == 0, "a chart (role=img) holds no keyboard stop"
     for c in a.controls:
         assert c.get("id") in a.labels or c.get("aria-label"), f"control without a label: {c}"
     assert len(a.ids) == len(set(a.ids)), "duplicate ids"
