@@ -142,6 +142,8 @@ class WitnessPush:
     cosigned: int | None = None
     """The size the witness last cosigned, once known."""
     last_error: str | None = None
+    refused: int | None = None
+    """The checkpoint size the witness refused (404/403/422): not pushed again until it grows."""
     pushes: int = 0
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -169,6 +171,8 @@ class Pusher:
         reader = fed.reader
         cp = reader.latest_checkpoint(fed.origin)
         if cp is None or (wp.cosigned is not None and wp.cosigned >= cp.size):
+            return False
+        if wp.refused == cp.size:
             return False
         for _ in range(2):
             old = 0 if wp.cosigned is None else wp.cosigned
@@ -199,6 +203,8 @@ class Pusher:
                 continue
             if resp.status != 200:
                 wp.last_error = f"HTTP {resp.status}: {resp.body[:200].decode('utf-8', 'replace')}"
+                if resp.status in (403, 404, 422):
+                    wp.refused = cp.size
                 return False
             return await self._accept(wp, cp.note, resp.body)
         return False
