@@ -267,6 +267,16 @@ async def issues_json(request: web.Request) -> web.Response:
     return _json(_issues(request))
 
 
+def _page_key(
+    st: WebState, variant: str, issue_id: str, record: str, seen: list[dict[str, Any]]
+) -> tuple[str, str]:
+    """The cache key and strong ETag of a sealed issue's page: what its bytes depend on."""
+    sig = ";".join(f"{a['origin']}={a['record']}:{a['digest']}" for a in seen)
+    raw = f"{RENDER_VERSION}|{variant}|{issue_id}|{record}|{sig}|{st.css_href}"
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    return digest, f'"{digest[:32]}"'
+
+
 async def _sealed_key(request: web.Request, issue_id: str, variant: str) -> tuple[str, str] | None:
     """The cache key and ETag of a sealed issue's page, or None when it cannot be cached yet."""
     node = src.node_of(request)
@@ -276,10 +286,7 @@ async def _sealed_key(request: web.Request, issue_id: str, variant: str) -> tupl
         record = await src.record_id(node, issue_id)
         if record is None:
             return None
-    sig = ";".join(f"{a['origin']}={a['record']}:{a['digest']}" for a in seen)
-    raw = f"{RENDER_VERSION}|{variant}|{issue_id}|{record}|{sig}|{st.css_href}"
-    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
-    return digest, f'"{digest[:32]}"'
+    return _page_key(st, variant, issue_id, record, seen)
 
 
 def _sealed_cache_control(data: dict[str, Any]) -> str:
@@ -298,6 +305,8 @@ async def _issue_response(request: web.Request, variant: str) -> web.StreamRespo
     node = src.node_of(request)
     issue_id = request.match_info["issue"]
     page, set_cookie = _page(request)
+    # The page takes no query (but ?lang=), so that one cached copy serves every URL.
+    page = Page(page.t, page.path, (), page.css)
     keyed = await _sealed_key(request, issue_id, variant)
     if keyed is not None:
         key, etag = keyed
@@ -316,20 +325,19 @@ async def _issue_response(request: web.Request, variant: str) -> web.StreamRespo
         ctype = "text/html"
     cache = "no-cache"
     if view is not None:
-        keyed = await _sealed_key(request, issue_id, variant)
-        if keyed is not None:
-            key, etag = keyed
-            cache = _sealed_cache_control(data)
-            st.remember(key, (text.encode("utf-8"), ctype, cache, etag))
-            return _cached(
-                request,
-                page,
-                body=text.encode("utf-8"),
-                ctype=ctype,
-                cache=cache,
-                etag=etag,
-                set_cookie=set_cookie,
-            )
+        # Keyed by exactly what was rendered (the view's record, the attestations shown).
+        key, etag = _page_key(st, variant, issue_id, view.record, data["attestations"]["items"])
+        cache = _sealed_cache_control(data)
+        st.remember(key, (text.encode("utf-8"), ctype, cache, etag))
+        return _cached(
+            request,
+            page,
+            body=text.encode("utf-8"),
+            ctype=ctype,
+            cache=cache,
+            etag=etag,
+            set_cookie=set_cookie,
+        )
     if variant == "json":
         return _json(data)
     return _html(page, text, set_cookie=set_cookie)

@@ -666,6 +666,11 @@ async def test_sealed_pages_are_cached_by_record(client: Any) -> None:
     again, resp2 = await fetch(client, path)
     assert again == first
     assert resp2.headers["ETag"] == etag
+    # Another URL of the same page is the same cached copy (its links carry no query).
+    other, resp_q = await fetch(client, path + "?utm=x")
+    assert other == first
+    assert resp_q.headers["ETag"] == etag
+    assert "utm" not in first
     resp3 = await client.get(path, headers={"If-None-Match": etag})
     assert resp3.status == 304
     assert await resp3.read() == b""
