@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from node._registrar import issue_seal
+from crypto import SecretKey
+from node._registrar import enrol, issue_seal
 from node.client import Response
 from protocol.checkpoint import SignedCheckpoint
 from protocol.record import Record
@@ -157,3 +158,20 @@ async def test_missing_seal_is_replaced_by_a_witnessed_checkpoint(sim: Sim) -> N
     part.verify_standin(c.node.key.public_key, asm, close)
     att = await _attestations(a, issue)
     assert att["agree"]
+
+
+async def test_key_enrolled_by_two_member_cities_is_excluded_and_reported(sim: Sim) -> None:
+    a, b, c, issue, _close = await _setup(sim)
+    dual = SecretKey.generate()
+    for sn in (a, c):
+        await sn.admin(enrol, dual.public_key.to_text(), "dual")
+        sn.citizens["dual"] = dual
+    await a.submit("dual", "ballot", {"issue": issue, "grades": {"yes": 1}})
+    sim.clock.advance(CLOSE_IN + 1)
+    await sim.step(4)
+    rec = await _record(b, issue)
+    key = dual.public_key.to_text()
+    twice = [f for f in rec["findings"] if f["reason"] == "enrolled_twice"]
+    assert {f["origin"] for f in twice} == {a.origin, c.origin}
+    assert all(key in f["message"] for f in twice)
+    assert key not in rec["result"]["voters"]
