@@ -549,6 +549,25 @@ async def test_voter_of_another_city(city: City, aiohttp_client: Any) -> None:
     assert f'href="http://127.0.0.1:9/voters/{pk}"' in html
 
 
+async def test_pages_without_a_federation(city: City, aiohttp_client: Any) -> None:
+    # The web pages alone: the node's own tally and a scan of the logs for attestations.
+    from node.server import web_pages
+
+    node = Node.open(city.path, clock=lambda: city.now)
+    client = await aiohttp_client(create_app(node, extensions=(web_pages,)))
+    data = json.loads((await fetch(client, f"/issues/{city.sealed}.json"))[0])
+    assert data["tally"]["digest"] == city.digest
+    assert data["tally"]["record"] == city.record
+    assert [(a["origin"], a["agreement"]) for a in data["attestations"]["items"]] == [
+        (ORIGIN, "agrees")
+    ]
+    home = json.loads((await fetch(client, "/index.json"))[0])
+    assert home["findings"] == 0
+    assert home["equivocations"] == []
+    _html_text, resp = await fetch(client, f"/issues/{city.sealed}")
+    assert resp.headers["ETag"]
+
+
 async def test_open_issue_has_no_results(client: Any) -> None:
     city = client.city
     data = json.loads((await fetch(client, f"/issues/{city.open}.json"))[0])
