@@ -863,6 +863,14 @@ class Federation:
         def fn(store: Store) -> bool:
             with store.atomic():
                 info = store.ensure_log(origin, own=False, vkey=vkey)
+                if info.frozen is None:
+                    proven = store.conn.execute(
+                        "SELECT id FROM proofs WHERE origin = ? AND kind = 'split-view' LIMIT 1",
+                        (origin,),
+                    ).fetchone()
+                    if proven is not None:  # a proof arrived before the mirror: freeze it now
+                        store.freeze(origin, f"split view proven: proof {proven[0]}")
+                        return False
                 if info.frozen or info.size != start:
                     return False
                 store.append_leaves(origin, rows)
