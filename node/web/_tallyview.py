@@ -29,6 +29,12 @@ FLOW_TOP = 12
 """How many casting voters the flow picture shows (the others are summed up)."""
 
 SCOPES = ("assembly", "area", "issue")
+_SLOT = {"assembly": 1, "area": 2, "issue": 3}
+_PARTS = ("own", *SCOPES)
+
+
+def _split(row: list[int]) -> dict[str, int]:
+    return dict(zip(_PARTS, row, strict=True))
 
 
 class _LazyVoters(Mapping[str, VoterResult]):
@@ -67,7 +73,7 @@ class TallyView:
     parts: tuple[dict[str, Any], ...]
     flags: dict[str, list[str]]
     result: TallyResult
-    casting: dict[str, dict[str, int]]
+    casting: dict[str, list[int]]
 
     @classmethod
     def build(cls, issue: dict[str, Any], doc: dict[str, Any], top: int = FLOW_TOP) -> TallyView:
@@ -82,28 +88,31 @@ class TallyView:
         options.sort(
             key=lambda o: (o["schulze_rank"], order.index(o["id"]) if o["id"] in order else 0)
         )
-        counts = dict.fromkeys(("direct", "delegated", "lost", "absent"), 0)
+        rest = {"lost": 0, "absent": 0}
         inflow: dict[str, int] = {}
         direct: list[tuple[str, int]] = []
-        passed: list[tuple[str, int, str, str]] = []
+        passed: list[tuple[str, int, int, str]] = []
+        inflow_get, add_direct, add_passed = inflow.get, direct.append, passed.append
+        slot = _SLOT
         for k, v in raw_voters.items():
             s = v["status"]
-            counts[s] += 1
             if s == "delegated":
                 path, w = v["path"], v["weight"]
-                inflow[path[0]] = inflow.get(path[0], 0) + w
-                passed.append((k, w, v["scope"], path[-1]))
+                first = path[0]
+                inflow[first] = inflow_get(first, 0) + w
+                add_passed((k, w, slot[v["scope"]], path[-1]))
             elif s == "direct":
-                direct.append((k, v["weight"]))
+                add_direct((k, v["weight"]))
+            else:
+                rest[s] += 1
+        counts = {"direct": len(direct), "delegated": len(passed), **rest}
         weights = dict(direct)
-        casting = {
-            k: {"own": w - inflow.get(k, 0), "assembly": 0, "area": 0, "issue": 0}
-            for k, w in direct
-        }
-        for k, w, scope, c in passed:
-            casting[c][scope] += w - inflow.get(k, 0)
+        # Per casting voter: [own vote, via assembly, via area, via issue delegations].
+        casting = {k: [w - inflow_get(k, 0), 0, 0, 0] for k, w in direct}
+        for k, w, i, c in passed:
+            casting[c][i] += w - inflow_get(k, 0)
         heaviest = heapq.nsmallest(top, weights, key=lambda k: (-weights[k], k))
-        flow = tuple({"voter": k, "weight": weights[k], **casting[k]} for k in heaviest)
+        flow = tuple({"voter": k, "weight": weights[k], **_split(casting[k])} for k in heaviest)
         total = sum(weights.values())
         others = {
             "count": len(weights) - len(heaviest),
@@ -147,7 +156,7 @@ class TallyView:
         split = self.casting.get(voter)
         if split is not None:
             # The casting voter's weight by origin: own vote, then delegations per scope.
-            out["split"] = dict(split)
+            out["split"] = _split(split)
         return out
 
     def to_dict(self) -> dict[str, Any]:
