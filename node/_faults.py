@@ -525,7 +525,7 @@ class Campaign:
             f"{len(self.citizens)} citizens enrolled"
         )
 
-    async def open_issue(self) -> None:
+    async def open_issue(self) -> bool:
         a = self.cities[0]
         now = int(time.time())
         closes = now + self.window
@@ -538,11 +538,12 @@ class Campaign:
                  "opens": now, "closes": closes, "policy": None},
             )  # fmt: skip
         except (LiquideError, OSError) as exc:
-            self.say(f"could not open an issue now ({exc}); later")
-            return
+            self.say(f"could not open an issue now ({exc}); retrying")
+            return False
         self.issues.append(out["event_id"])
         self.closes[out["event_id"]] = closes
         self.say(f"issue {len(self.issues)} opened, closes in {self.window} s")
+        return True
 
     # HTTP -----------------------------------------------------------------------------------
 
@@ -738,8 +739,11 @@ class Campaign:
             for v in views.values()
         )
 
-    async def wait_converged(self, timeout: float) -> None:
-        before = await self._rounds()
+    async def wait_converged(
+        self, timeout: float, before: dict[tuple[str, str], int], healed_at: float
+    ) -> None:
+        """Wait until every node shows the same checkpoint of every log; count the sync rounds
+        each node ran with each peer since the heal (``before``, at ``healed_at``)."""
         t0 = time.monotonic()
         stable = 0
         while time.monotonic() - t0 < timeout:
@@ -751,7 +755,7 @@ class Campaign:
                     deltas = [after[k] - before.get(k, 0) for k in after]
                     self.summary.converged = True
                     self.summary.rounds_to_convergence = max(deltas) if deltas else 0
-                    self.summary.seconds_to_convergence = round(time.monotonic() - t0, 1)
+                    self.summary.seconds_to_convergence = round(time.monotonic() - healed_at, 1)
                     return
             else:
                 stable = 0
@@ -857,9 +861,9 @@ class Campaign:
 
             async def issues_loop() -> None:
                 period = self.window * 0.75
-                while time.monotonic() < last_open or not self.issues:
-                    await self.open_issue()
-                    await asyncio.sleep(period)
+                while (time.monotonic() < last_open or not self.issues) and not over():
+                    # A is down now and then: retry soon rather than skip an issue.
+                    await asyncio.sleep(period if await self.open_issue() else 2)
 
             self.say(f"faults and citizens for {self.seconds:.0f} s")
             await asyncio.gather(self.faults_loop(over), self.citizens_loop(over), issues_loop())
@@ -868,11 +872,13 @@ class Campaign:
             for c in self.cities:
                 if c.proc is None or c.proc.poll() is not None:
                     await self.restart(c)
+            healed_at = time.monotonic()
+            before = await self._rounds()
             self.say(f"faults stopped and healed; {s.acknowledged} events acknowledged so far")
             await self.drain_pending(30)
             wait = max(self.closes.values()) + self.grace - time.time()
             await self.wait_attested(max(0.0, wait) + 90)
-            await self.wait_converged(120)
+            await self.wait_converged(120, before, healed_at)
             await self.check_lost()
             await self.observe()
             s.issues = len(self.issues)
