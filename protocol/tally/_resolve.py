@@ -8,10 +8,11 @@ positions in a trustee list after skipping trustees who are not voters.
 
 How each rule is computed, in O(V + E) unless noted:
 
-* **BFD** (shortest, then lexicographically smallest ranks): a BFS from the casting voters over
-  the reversed graph gives each voter's distance; the chosen first hop is the best-ranked trustee
-  one step closer. A shortest walk is a simple path, and the lexicographic tie-break makes every
-  path the first hop followed by that trustee's own path, so the paths form a tree.
+* **BFD** (shortest, then lexicographically smallest ranks): a breadth-first search from the
+  casting voters over the reversed graph, level by level (see :func:`_bfs`); the chosen first
+  hop is the best-ranked trustee in the previous level. A shortest walk is a simple path, and
+  the lexicographic tie-break makes every path the first hop followed by that trustee's own
+  path, so the paths form a tree.
 * **MinSum** (smallest rank sum, then lexicographically smallest ranks): the same with Dial's
   bucket queue, as ranks are small positive integers. Positive weights again make the optimal walks
   simple and the chosen paths a tree.
@@ -33,8 +34,9 @@ A path is stored as a segment: ``mid[v]`` (the voters between ``v`` and ``nxt[v]
 tree-like hops) followed by ``nxt[v]``'s own path. Weights are then pushed along segments in the
 reverse of the order in which paths were fixed.
 
-Everything is keyed by voter id: the loops below run once per voter or row of a city-sized
-electorate, and ids avoid a translation pass to and from integer indexes.
+Everything is keyed by voter id, and the per-voter work is written as C-level passes (``map``,
+``filter``, ``compress``, ``dict.update`` over iterators) wherever it can be: at a million voters
+the cost is the interpreter's per-item overhead and memory latency, not the algorithms.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ a TallyInput), ranked lists of 1 to 3 trustees, a few blocking empty rows, 30 % 
 and 5 options graded -2..2. The document goes through JSON text and back, and its object keys
 come in canonical (sorted) order, as in a document decoded by ``protocol.encoding.decode``.
 
-Each size runs in a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its own.
+Each size is written to a JSON file by one subprocess and tallied by a fresh one, so that the
+peak resident memory (``ru_maxrss``) is that of reading the document and tallying it.
 The tally time is ``tally(TallyInput)`` including the result's digest, as wall-clock time (the
 target applies to it) and as the process's CPU time (less sensitive to other work sharing the
 machine's two cores); the input parse (``TallyInput.from_dict``) is reported on its own row. LiquidFeedback's core needs 33 s here to
@@ -22,6 +23,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -92,11 +94,11 @@ def synthetic_input(n: int, seed: int = 1, rule: str = "bfd") -> dict[str, Any]:
     }
 
 
-def _child(n: int, rule: str) -> dict[str, float]:
+def _child(path: str) -> dict[str, float]:
     from protocol.tally import TallyInput, tally
 
-    # Through JSON, so that the document holds distinct string objects, as a decoded one does.
-    doc = json.loads(json.dumps(synthetic_input(n, rule=rule)))
+    # Read as a node reads a document: JSON text decoded into distinct string objects.
+    doc = json.loads(Path(path).read_bytes())
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t0 = time.perf_counter()
     inp = TallyInput.from_dict(doc)
@@ -121,10 +123,13 @@ def _child(n: int, rule: str) -> dict[str, float]:
 
 
 def measure(n: int, rule: str = "bfd") -> dict[str, float]:
-    """Run one size in a fresh interpreter and return its figures."""
-    out = subprocess.run(
-        [sys.executable, __file__, str(n), rule], capture_output=True, text=True, check=True
-    )
+    """Write the input for one size to a file, tally it in a fresh interpreter, return figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "input.json")
+        subprocess.run([sys.executable, __file__, "write", str(n), rule, path], check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "tally", path], capture_output=True, text=True, check=True
+        )
     return dict(json.loads(out.stdout))
 
 
@@ -181,4 +186,9 @@ def run(ctx: Context) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_child(int(sys.argv[1]), sys.argv[2])))
+    if sys.argv[1] == "write":
+        Path(sys.argv[4]).write_text(
+            json.dumps(synthetic_input(int(sys.argv[2]), rule=sys.argv[3]))
+        )
+    else:
+        print(json.dumps(_child(sys.argv[2])))
