@@ -152,6 +152,7 @@ class RateLimiter:
 
 
 RATE_KEY = web.AppKey("rate", RateLimiter)
+_PEER_REFRESH_S = 60.0
 
 _REASONS = {
     400: "bad_request",
@@ -311,7 +312,19 @@ def create_app(
                 metrics.events.inc(appended)
 
             node.ingest.on_group = on_group
+
+        async def refresh_peers() -> None:
+            # Peers pinned while serving (``peer add``) become exempt within a minute.
+            while True:
+                await asyncio.sleep(_PEER_REFRESH_S)
+                with contextlib.suppress(Exception):
+                    app[RATE_KEY].exempt_hosts = await _peer_hosts(node)
+
+        refresher = asyncio.get_running_loop().create_task(refresh_peers())
         yield
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
         if manage:
             await node.stop()
 
