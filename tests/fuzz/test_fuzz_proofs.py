@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from crypto import LiquideError
@@ -274,3 +274,58 @@ def test_a_witness_never_cosigns_a_fork_of_what_it_cosigned(
         assert not (forked and last >= 10), "cosigned a fork of what it cosigned before"
     else:
         assert d.checkpoint is None
+
+
+# Records and trust files (observer inputs) ----------------------------------------------------
+
+
+def _record() -> dict[str, object]:
+    from protocol.record import Record, RecordPart
+
+    issue = "ab" * 32
+    sealed = RecordPart(ORIGIN, 8, MemoryTree(LEAVES[:8]).root(), "seal", 7)
+    other = "b.example/liquide"
+    standin = sign_checkpoint(Checkpoint(other, 5, MemoryTree(LEAVES[:5]).root()), sk("b"))
+    part_b = RecordPart(other, 5, standin.checkpoint.root, "checkpoint", None, standin.to_text())
+    return Record.of(issue, [sealed, part_b]).to_dict()
+
+
+RECORD = _record()
+
+
+@fuzz_settings(150)
+@given(mutated(RECORD))
+@example({**RECORD, "parts": [{**RECORD["parts"][0], "root": "— not base64"}]})  # type: ignore[index]
+def test_records_from_hostile_dicts(doc: object) -> None:
+    from protocol.record import Record
+
+    try:
+        rec = Record.from_dict(doc)
+    except ProtocolError as exc:
+        _names_problem(exc)
+        return
+    assert Record.from_dict(rec.to_dict()).id == rec.id
+
+
+def _trust() -> dict[str, object]:
+    from protocol.verify import Trust
+
+    from ._gen import valid_events
+
+    return Trust.of_definition(valid_events()["assembly"]).to_dict()
+
+
+TRUST = _trust()
+
+
+@fuzz_settings(150)
+@given(mutated(TRUST))
+def test_trust_files_from_hostile_dicts(doc: object) -> None:
+    from protocol.verify import Trust
+
+    try:
+        trust = Trust.from_dict(doc)
+    except ProtocolError as exc:
+        _names_problem(exc)
+        return
+    assert Trust.from_dict(trust.to_dict()).to_dict() == trust.to_dict()
