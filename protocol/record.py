@@ -46,7 +46,7 @@ def _unb64(text: Any) -> bytes | None:
         return None
     try:
         raw = base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII string
         return None
     return raw if _b64(raw) == text else None
 
