@@ -175,7 +175,7 @@ async def _send(s: Served, method: str, path: str, query: dict[str, str], body: 
     return resp.status, resp.content_type, data
 
 
-@fuzz_settings(250)
+@fuzz_settings(150)
 @given(data=st.data())
 def test_every_endpoint_answers_hostile_requests_below_500(served: Served, data: st.DataObject):
     method, path, query, body = data.draw(requests(served))

@@ -36,7 +36,7 @@ def _names_problem(exc: LiquideError, *, field: bool = False) -> None:
         assert ": " in exc.message, exc.message
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(st.binary(max_size=300) | st.sampled_from(list(EVENTS.values())).map(Event.encode))
 def test_decode_accepts_only_canonical_bytes(data: bytes) -> None:
     try:
@@ -47,7 +47,7 @@ def test_decode_accepts_only_canonical_bytes(data: bytes) -> None:
     assert encode(obj) == data
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(st.data())
 def test_decode_refuses_mutated_canonical_bytes_with_an_encoding_error(data: st.DataObject) -> None:
     leaf = EVENTS[data.draw(st.sampled_from(TYPES))].encode()
