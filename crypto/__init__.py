@@ -4,7 +4,16 @@ This package has no knowledge of events or logs; :mod:`protocol` builds on it.
 """
 
 from ._errors import BadSignatureError, CryptoError, KeyFormatError, KeystoreError, LiquideError
-from ._keys import PUBLIC_HRP, SECRET_HRP, PublicKey, SecretKey, domain_message, key_id, verify
+from ._keys import (
+    PUBLIC_HRP,
+    SECRET_HRP,
+    PublicKey,
+    SecretKey,
+    domain_message,
+    key_id,
+    public_key_raw,
+    verify,
+)
 from ._keystore import (
     KDF_LEVELS,
     KEYSTORE_VERSION,
@@ -46,6 +55,7 @@ __all__ = [
     "WrongPassphraseError",
     "domain_message",
     "key_id",
+    "public_key_raw",
     "read_keystore",
     "read_private_file",
     "verify",

@@ -35,6 +35,7 @@ __all__ = [
     "SecretKey",
     "domain_message",
     "key_id",
+    "public_key_raw",
     "verify",
 ]
 
@@ -44,6 +45,18 @@ _CONTEXT_RE = re.compile(rb"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ALG_ED25519 = 0x01
 # C2SP signed-note key names: non-empty, no whitespace, no '+'.
 _NOTE_NAME_RE = re.compile(r"^[^\s+]+$")
+
+
+_FAST_PUBLIC = _bech32.Fast32(PUBLIC_HRP)
+
+
+def public_key_raw(text: str) -> bytes | None:
+    """The raw 32 bytes of a canonical (lower-case) ``lqpk1…`` text, or None if it is not one.
+
+    A cached fast path for hot loops (every event carries keys); use
+    :meth:`PublicKey.from_text` when the caller needs the reason a text is refused.
+    """
+    return _FAST_PUBLIC.decode(text)
 
 
 def domain_message(context: str, message: bytes) -> bytes:
@@ -94,6 +107,9 @@ class PublicKey:
         """Parse ``lqpk1…``; raise :class:`KeyFormatError` naming the defect."""
         if not isinstance(text, str):
             raise KeyFormatError("a public key must be a string")
+        fast = _FAST_PUBLIC.decode(text)
+        if fast is not None:
+            return cls(fast)
         raw = _bech32.decode(PUBLIC_HRP, text)
         if len(raw) != 32:
             raise KeyFormatError(f"public key payload must be 32 bytes, got {len(raw)}")

@@ -34,11 +34,9 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, ClassVar, Final, TypeAlias, cast
 
-from crypto import KeyFormatError, PublicKey, SecretKey, verify
-from crypto._bech32 import CHARSET
+from crypto import KeyFormatError, PublicKey, SecretKey, public_key_raw, verify
 
 from . import encoding
 from .encoding import MAX_INT
@@ -191,63 +189,13 @@ def _list(value: Any, where: str, lo: int, hi: int, code: str | None = None) -> 
     return value
 
 
-_B32 = {c: i for i, c in enumerate(CHARSET)}
-_GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-
-
-def _step(chk: int, v: int) -> int:
-    top = chk >> 25
-    chk = (chk & 0x1FFFFFF) << 5 ^ v
-    for i in range(5):
-        if (top >> i) & 1:
-            chk ^= _GEN[i]
-    return chk
-
-
-def _two_steps(top10: int) -> int:
-    return _step(_step(top10 << 20, 0), 0)
-
-
-# Bech32m's checksum is GF(2)-linear in its state, so two characters can be folded at once with a
-# 1024-entry table over the state's top ten bits. The prefix "lqpk" is folded in advance.
-_T2 = tuple(_two_steps(h) for h in range(1024))
-_HRP_STATE = 1
-for _v in [ord(c) >> 5 for c in "lqpk"] + [0] + [ord(c) & 31 for c in "lqpk"]:
-    _HRP_STATE = _step(_HRP_STATE, _v)
-_B32_TABLE = bytes(_B32.get(chr(i), 255) for i in range(256))
-_B32_DIGITS = str.maketrans(CHARSET, "0123456789abcdefghijklmnopqrstuv")
-
-
-@lru_cache(maxsize=1 << 16)
-def _key_raw(text: str) -> bytes | None:
-    """The 32 raw bytes of a canonical lower-case ``lqpk1…`` text, or None if it is not one.
-
-    Equivalent to ``PublicKey.from_text`` restricted to canonical (lower-case) text, which the
-    tests check; about ten times faster, because every event carries keys.
-    """
-    if len(text) != 63 or not text.startswith("lqpk1") or not text.isascii():
-        return None
-    values = text[5:].encode("ascii").translate(_B32_TABLE)
-    if 255 in values:
-        return None
-    chk = _HRP_STATE
-    for i in range(0, 58, 2):
-        chk = (chk & 0xFFFFF) << 10 ^ values[i] << 5 ^ values[i + 1] ^ _T2[chk >> 20]
-    if chk != 0x2BC830A3:
-        return None
-    acc = int(text[5:57].translate(_B32_DIGITS), 32)
-    if acc & 0xF:
-        return None
-    return (acc >> 4).to_bytes(32, "big")
-
-
 def parse_key(value: Any, where: str, name: str = "") -> bytes:
     """Return the raw 32 bytes of a public key's canonical ``lqpk1…`` text.
 
     Raises :class:`ValidationError` naming ``where`` (``where.name`` if ``name`` is given) when
     ``value`` is not such a text.
     """
-    raw = _key_raw(value) if type(value) is str else None
+    raw = public_key_raw(value) if type(value) is str else None
     if raw is None:
         where = _at(where, name)
         detail = "must be a public key in canonical lqpk1… text"
@@ -698,7 +646,7 @@ class DelegateBody:
         if type(trustees) is not list or len(trustees) > MAX_TRUSTEES:
             _list(trustees, f"{where}.trustees", 0, MAX_TRUSTEES, "trustees_too_long")
         for i, t in enumerate(trustees):
-            if type(t) is not str or _key_raw(t) is None:
+            if type(t) is not str or public_key_raw(t) is None:
                 parse_key(t, f"{where}.trustees[{i}]")
         if len(set(trustees)) != len(trustees):
             raise _fail(f"{where}.trustees", "lists a trustee twice", "duplicate_trustee")
@@ -953,7 +901,7 @@ class Event:
         if body_cls is None:
             raise _fail(f"{where}.type", f"unknown event type {type_!r}", "unknown_type")
         author = d["author"]
-        author_raw = _key_raw(author) if type(author) is str else None
+        author_raw = public_key_raw(author) if type(author) is str else None
         if author_raw is None:
             author_raw = parse_key(author, where, "author")
         seq = d["seq"]

@@ -18,9 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from crypto import SecretKey
 from protocol.events import DEFAULT_POLICY, Event
+
+# The suite runs on a shared 2-core machine: a per-example deadline would turn load into failures
+# without saying anything about the code, and the project never asserts timings in tests.
+settings.register_profile(
+    "liquide", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("liquide")
 
 T0 = 1_800_000_000
 """The fake clock's start (2027-01-15)."""

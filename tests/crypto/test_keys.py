@@ -484,3 +484,49 @@ def test_vkey_roundtrip_with_origin_names() -> None:
 def test_vkey_roundtrip_any_key(raw: bytes) -> None:
     pk = PublicKey(raw)
     assert PublicKey.from_vkey(pk.to_vkey("lyon.example/liquide")) == ("lyon.example/liquide", pk)
+
+
+# --- the fast path for canonical key text equals the reference codec ----------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, 62),
+    st.sampled_from(_bech32.CHARSET + "1bioAQ"),
+)
+def test_public_key_raw_agrees_with_the_reference_codec(raw: bytes, pos: int, char: str) -> None:
+    from crypto import public_key_raw
+
+    text = PublicKey(raw).to_text()
+    assert public_key_raw(text) == raw
+    mutated = text[:pos] + char + text[pos + 1 :]
+    try:
+        expected: bytes | None = _bech32.decode(PUBLIC_HRP, mutated)
+    except KeyFormatError:
+        expected = None
+    if expected is not None and len(expected) != 32:
+        expected = None
+    assert public_key_raw(mutated) == expected
+    assert public_key_raw(mutated.upper()) is None  # only canonical lower-case text is fast
+
+
+def test_public_key_raw_refuses_nonzero_padding_with_valid_checksum() -> None:
+    from crypto import public_key_raw
+
+    # 52 five-bit groups carry 260 bits; a payload with its padding bits set has a valid
+    # checksum but is not canonical, and both paths must refuse it.
+    data = [*_bech32._convertbits(bytes(32), 8, 5, pad=True)]
+    data[-1] |= 1
+    poly = _bech32._polymod([*_bech32._hrp_expand(PUBLIC_HRP), *data, 0, 0, 0, 0, 0, 0])
+    poly ^= _bech32._BECH32M_CONST
+    text = (
+        PUBLIC_HRP
+        + "1"
+        + "".join(_bech32.CHARSET[d] for d in data + [(poly >> 5 * (5 - i)) & 31 for i in range(6)])
+    )
+    with pytest.raises(KeyFormatError, match="padding"):
+        _bech32.decode(PUBLIC_HRP, text)
+    assert public_key_raw(text) is None
+    with pytest.raises(KeyFormatError):
+        PublicKey.from_text(text)

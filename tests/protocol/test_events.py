@@ -410,9 +410,11 @@ def test_assembly_uniqueness(path: str, value: Any, match: str) -> None:
 @settings(max_examples=200)
 @given(st.binary(min_size=32, max_size=32))
 def test_parse_key_matches_crypto(raw: bytes) -> None:
+    from crypto import _bech32
+
     text = PublicKey(raw).to_text()
     assert parse_key(text, "k") == raw
-    assert PublicKey.from_text(text).raw == raw
+    assert _bech32.decode("lqpk", text) == raw
 
 
 @settings(max_examples=200)
@@ -424,8 +426,10 @@ def test_parse_key_matches_crypto(raw: bytes) -> None:
 def test_parse_key_rejects_what_crypto_rejects(raw: bytes, pos: int, char: str) -> None:
     text = PublicKey(raw).to_text()
     mutated = text[:pos] + char + text[pos + 1 :]
+    from crypto import _bech32
+
     try:
-        expected: bytes | None = PublicKey.from_text(mutated).raw
+        expected: bytes | None = _bech32.decode("lqpk", mutated)  # the reference codec
     except Exception:
         expected = None
     if expected is None:
