@@ -10,6 +10,7 @@ paths of a tied pair. Everything here works on a few dozen participants at most.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import methodcaller
@@ -23,7 +24,6 @@ __all__ = ["Counted", "count_ballots", "rank_options"]
 _FORBIDDEN = (-(1 << 63), 0)
 
 Link = tuple[int, int]
-_items = methodcaller("items")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +40,19 @@ def count_ballots(
 ) -> Counted:
     """Aggregate ballots (grades) with their casting weights into battles.
 
-    A missing grade counts as 0. Ballots are grouped by their items as given first (one
-    dictionary update per ballot, the rest in C), then by their grades in option order.
+    A missing grade counts as 0. Ballots are grouped by their grades in option order and their
+    weight, in C-level passes; only the distinct groups are handled one by one.
     """
     weights = list(weights)
-    raw: dict[tuple[tuple[str, int], ...], int] = {}
-    get = raw.get
-    for key, weight in zip(map(tuple, map(_items, grades)), weights, strict=True):
-        raw[key] = get(key, 0) + weight
+    grades = list(grades)
+    # One C-level pass per option gives each ballot's grades in option order (a missing grade is
+    # 0; validated ballots grade only known options), and Counter counts the distinct
+    # (grades, weight) pairs in C: only those few thousand pairs are then summed in Python.
+    columns = [map(methodcaller("get", o, 0), grades) for o in options]
+    norms = zip(*columns, strict=True)  # one column gives 1-tuples too
     groups: dict[tuple[int, ...], int] = {}
-    for key, weight in raw.items():
-        given = dict(key)
-        norm = tuple(given.get(o, 0) for o in options)
-        groups[norm] = groups.get(norm, 0) + weight
+    for (norm, weight), times in Counter(zip(norms, weights, strict=True)).items():
+        groups[norm] = groups.get(norm, 0) + weight * times
     k = len(options)
     a = [[0] * (k + 1) for _ in range(k + 1)]
     first = [0] * k
