@@ -33,7 +33,7 @@ class TallyEngine:
         self.resolution: Resolution = res
         options = inp.options
         ballots = inp.ballots
-        counted = count_ballots(options, ballots.values(), map(res.weight.__getitem__, ballots))
+        counted = count_ballots(options, ballots.values(), res.casting_weight)
         sq_rank, outcomes = rank_options(options, counted, inp.policy)
         names: list[str | None] = [None, *options]
         a = counted.battles

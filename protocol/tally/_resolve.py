@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from itertools import chain, compress, repeat
+from itertools import chain, compress, repeat, tee
 from operator import add, not_
 
 from ._input import SCOPES, TallyInput
@@ -94,6 +94,12 @@ class Resolution:
     order: list[str]
     #: Lost voters → LOST_CYCLE or LOST_DEAD_END.
     lost: dict[str, int]
+    #: ``nxt`` of each voter of ``order``, aligned with it.
+    ends: list[str]
+    #: ``weight`` of each voter of ``order``, aligned with it.
+    order_weight: list[int]
+    #: ``weight`` of each casting voter, in the order of ``casting``.
+    casting_weight: list[int]
 
     def status(self, v: str) -> int:
         """Return ABSENT, DIRECT, DELEGATED, LOST_CYCLE or LOST_DEAD_END."""
@@ -167,7 +173,7 @@ def resolve(inp: TallyInput) -> Resolution:
     if rule == "minsum":
         order = _minsum(ballots, trustees, voters, nxt)
     else:
-        levels = _bfs(ballots, trustees, nxt)
+        levels, chosen = _bfs(ballots, trustees, nxt)
         if rule == "dfd":
             dist: dict[str, int] = {}
             for d, level in enumerate(levels):
@@ -176,6 +182,9 @@ def resolve(inp: TallyInput) -> Resolution:
             order = _dfd(ballots, trustees=trustees, voters=voters, dist=dist, nxt=nxt, mid=mid)
         else:
             order = list(chain.from_iterable(levels[1:]))
+            ends = list(chain.from_iterable(chosen))
+    if rule != "bfd":
+        ends = list(map(nxt.__getitem__, order))
 
     # Push weights along segments, latest-fixed first (its carried weight is then complete).
     # Starting from a copy of every own weight is cheaper than picking the voters concerned.
@@ -191,13 +200,20 @@ def resolve(inp: TallyInput) -> Resolution:
             carried[nxt[u]] += m
         for x, extra in passing.items():
             carried[x] += extra
+        order_weight = list(map(carried.__getitem__, order))
     else:
         # carried[nxt[u]] += carried[u], latest first, as C-level maps: dict.update inserts
-        # each sum before it computes the next, so a parent reads its children's totals.
+        # each sum before it computes the next, so a parent reads its children's totals. When
+        # u's weight is read, all its children have been added, so it is final: tee keeps
+        # those reads as the weights of ``order`` (reversed), with no second lookup.
         backwards = order[::-1]
-        ends = list(map(nxt.__getitem__, backwards))
+        ends_back = ends[::-1]
         get = carried.__getitem__
-        carried.update(zip(ends, map(add, map(get, ends), map(get, backwards)), strict=True))
+        own_back, kept = tee(map(get, backwards))
+        carried.update(zip(ends_back, map(add, map(get, ends_back), own_back), strict=True))
+        order_weight = list(kept)
+        order_weight.reverse()
+        del backwards, ends_back
 
     lost = _classify_lost(trustees, nxt, voters)
     return Resolution(
@@ -211,13 +227,17 @@ def resolve(inp: TallyInput) -> Resolution:
         mid=mid,
         order=order,
         lost=lost,
+        ends=ends,
+        order_weight=order_weight,
+        casting_weight=list(map(carried.__getitem__, ballots)),
     )
 
 
 def _bfs(
     casting: Mapping[str, object], trustees: dict[str, Names], nxt: dict[str, str]
-) -> list[list[str]]:
-    """Return the voters that can reach a casting voter by distance (level 0: the casters).
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Return the voters that can reach a casting voter by distance (level 0: the casters),
+    and the BFD choice of each voter of levels 1, 2, … (aligned with those levels).
 
     Also set each reached voter's BFD choice in ``nxt``: its best-ranked trustee in the level
     before its own. While a level is large, it is found by one C-level pass over the voters
@@ -227,6 +247,7 @@ def _bfs(
     at least a quarter of what it scans, so the passes cost O(V) in all.
     """
     levels: list[list[str]] = [list(casting)]
+    chosen: list[list[str]] = []
     frontier: set[str] = set(casting)
     remaining = dict(trustees)
     while remaining:
@@ -234,15 +255,17 @@ def _bfs(
         firsts = list(map(next, finders, repeat(None)))
         hit = list(compress(remaining, firsts))
         if not hit:
-            return levels
-        nxt.update(zip(hit, filter(None, firsts), strict=True))
+            return levels, chosen
+        picks = list(filter(None, firsts))
+        nxt.update(zip(hit, picks, strict=True))
         levels.append(hit)
+        chosen.append(picks)
         frontier = set(hit)
         deque(map(remaining.pop, hit), maxlen=0)
         if len(hit) * 4 < len(remaining):
             break
     else:
-        return levels
+        return levels, chosen
     rev: dict[str, list[str]] = defaultdict(list)
     for v, names in remaining.items():
         for t in names:
@@ -256,16 +279,12 @@ def _bfs(
                     del remaining[v]
                     found.append(v)
         if not found:
-            return levels
+            return levels, chosen
         closer = frontier.__contains__
-        nxt.update(
-            zip(
-                found,
-                map(next, map(filter, repeat(closer), map(trustees.__getitem__, found))),
-                strict=True,
-            )
-        )
+        picks = list(map(next, map(filter, repeat(closer), map(trustees.__getitem__, found))))
+        nxt.update(zip(found, picks, strict=True))
         levels.append(found)
+        chosen.append(picks)
         frontier = set(found)
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from itertools import chain, repeat
-from operator import add
+from itertools import chain, repeat, tee
+from operator import add, getitem
 from typing import Any
 
 from protocol.encoding import encode
@@ -229,10 +229,10 @@ class VoterTable(Mapping[str, VoterResult]):
         their canonical JSON string.
         """
         res = self._res
-        weight, nxt, mid, casting = res.weight, res.nxt, res.mid, res.casting
+        nxt, mid, casting = res.nxt, res.mid, res.casting
         # body[v] is the text after the id up to the next id: '":{…},"'. Only delegated voters
         # need their own text; the others share one per weight or status; the joins run in C.
-        cast = list(map(weight.__getitem__, casting))
+        cast = res.casting_weight
         direct = {w: f'":{{"status":"direct","weight":{w}}},"' for w in set(cast)}
         body = dict(zip(casting, map(direct.__getitem__, cast), strict=True))
         lost = {
@@ -246,24 +246,28 @@ class VoterTable(Mapping[str, VoterResult]):
         # end first, so one dict.update over C-level maps builds them all: each item is inserted
         # before the next one is computed.
         order = res.order
-        ends = list(map(nxt.__getitem__, order))
+        ends = res.ends
         heads = ends
         if mid:
             joined = {v: '","'.join((*seg, nxt[v])) for v, seg in mid.items()}
             heads = list(map(joined.get, order, ends))
         suffix = dict.fromkeys(casting, '"')
         tails = map(suffix.__getitem__, ends)
-        suffix.update(zip(order, map(add, map(add, repeat('","'), heads), tails), strict=True))
+        made, kept = tee(map(add, map(add, repeat('","'), heads), tails))
+        suffix.update(zip(order, made, strict=True))
+        del suffix, tails
+        # suffix[v][2:] is v's own path text, '"' + head + suffix[nxt]: tee hands each suffix
+        # back once more, in ``order``, instead of a second lookup of suffix[nxt].
+        paths: Iterator[str] = map(getitem, kept, repeat(slice(2, None)))
         # The rest of a delegated voter's text: scope and status, then the weight and '},"'.
         after = {s: f'],"scope":"{s}","status":"delegated","weight":' for s in ("area", "issue")}
         scope_of = dict.fromkeys(res.rows["area"], after["area"])
         scope_of.update(dict.fromkeys(res.rows["issue"], after["issue"]))
-        pieces = zip(
-            repeat('":{"path":["'),
-            heads,
-            map(suffix.__getitem__, ends),
+        pieces: Iterator[tuple[str, ...]] = zip(
+            repeat('":{"path":['),
+            paths,
             map(scope_of.get, order, repeat('],"scope":"assembly","status":"delegated","weight":')),
-            map(str, map(weight.__getitem__, order)),
+            map(str, res.order_weight),
             repeat('},"'),
             strict=False,  # the repeats are endless; the others have one item per voter
         )

@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from protocol.tally import Majority, TallyInput, tally
+from protocol.tally._schulze import count_ballots
 
 from .test_tally_lf import FILES, to_input
 
@@ -253,3 +254,43 @@ def test_schulze_agrees_with_schulze_condorcet(profile: Any, tie_breaking: str) 
 
 def rank_of(r: dict[str, Any], o: str) -> int:
     return r["status_quo_schulze_rank"] if o == "sq" else r["options"][o]["schulze_rank"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    k=st.integers(1, 4),
+    data=st.lists(
+        st.tuples(
+            st.lists(st.integers(-2, 2), min_size=4, max_size=4),
+            st.integers(0, 3),
+            st.lists(st.booleans(), min_size=4, max_size=4),
+        ),
+        max_size=30,
+    ),
+)
+def test_count_ballots_equals_one_ballot_at_a_time(
+    k: int, data: list[tuple[list[int], int, list[bool]]]
+) -> None:
+    """The grouped count equals adding every ballot, one by one, to the battles."""
+    options = [f"o{i}" for i in range(k)]
+    ballots = [
+        {o: g for o, g, keep in zip(options, grades, given, strict=False) if keep}
+        for grades, _, given in data
+    ]
+    weights = [w for _, w, _ in data]
+    counted = count_ballots(options, ballots, weights)
+    a = [[0] * (k + 1) for _ in range(k + 1)]
+    first = [0] * k
+    for ballot, w in zip(ballots, weights, strict=True):
+        g = [0, *(ballot.get(o, 0) for o in options)]
+        for x in range(k + 1):
+            for y in range(k + 1):
+                if g[x] > g[y]:
+                    a[x][y] += w
+        top = max(g[1:])
+        for i in range(k):
+            if top > 0 and g[i + 1] == top:
+                first[i] += w
+    assert counted.battles == a
+    assert counted.first_preference == first
+    assert counted.voter_count == sum(weights)
