@@ -323,9 +323,8 @@ class Federation:
         self.pusher = Pusher(self)
         self.peer_findings: list[dict[str, Any]] = []
         self.peer_state: dict[str, dict[str, Any]] = {}
-        self._verify_pool: VerifyPool | None = (
-            VerifyPool(node.config.verify_workers) if node.config.verify_workers > 1 else None
-        )
+        # The node's own pool: one set of workers per process, started and closed by the node.
+        self._verify_pool: VerifyPool | None = node.writer.pool
         self._rng = random.Random()
         self.rounds: dict[str, int] = {}
 
@@ -903,8 +902,6 @@ class Federation:
 
     async def start(self) -> None:
         """Replay what is stored; with ``auto``, start the sync and tick loops."""
-        if self._verify_pool is not None and self.config.auto:
-            await self.query(self._verify_pool.warm)
         await self.query(self.replay_all)
         if self.config.auto:
             self._tasks.append(asyncio.create_task(self._tick_loop(), name="federation-tick"))
@@ -968,8 +965,6 @@ class Federation:
         if self._replay_store is not None:
             self._replay_store.close()
             self._replay_store = None
-        if self._verify_pool is not None:
-            self._verify_pool.close()
 
     # Reads for the HTTP API (replay thread) --------------------------------------------------
 

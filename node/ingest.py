@@ -35,6 +35,9 @@ import functools
 import json
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -149,6 +152,27 @@ def _sign_chunk(seed: bytes, context: str, messages: list[bytes]) -> list[bytes]
     return [sk.sign(context, m) for m in messages]
 
 
+def _watch_parent(pid: int, interval: float = 1.0) -> None:
+    """Worker initializer: exit when the node process ``pid`` is gone.
+
+    Pool workers hold both ends of their own queues, so a node killed with SIGKILL never sends
+    them the sentinel and they would wait forever (keeping the forkserver alive too). A daemon
+    thread checks that the node still exists and ends the worker when it does not.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # pragma: no cover - a pid reused by another user's process
+                os._exit(0)
+
+    threading.Thread(target=watch, name="liquide-parent-watch", daemon=True).start()
+
+
 class VerifyPool:
     """A lazily started process pool that verifies signatures (and signs receipts) on every core.
 
@@ -164,7 +188,9 @@ class VerifyPool:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("forkserver")
-            self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=ctx)
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def warm(self) -> None:
