@@ -436,6 +436,12 @@ async def get_tally(request: web.Request) -> web.Response:
     """``GET /v1/issues/{id}/tally``: the tally of the issue's record, once sealed."""
     node = _node(request)
     issue_id = _hex_id(request.match_info["issue"], "issue id")
+    settled = _settled_record(request, issue_id)
+    if settled is not None:  # witnesses and observers hold it too, without the issue's row
+        return web.json_response(
+            {k: settled[k] for k in ("issue", "record", "record_id", "findings", "result")}
+            | {"flags": settled["flags"], "standins": settled["standins"]}
+        )
     row = _issue_row(node, issue_id)
     if row[4] is None:
         raise ConflictError(
@@ -444,6 +450,19 @@ async def get_tally(request: web.Request) -> web.Response:
         )
     result = await _compat.tally(node, issue_id)
     return web.json_response(result)
+
+
+def _settled_record(request: web.Request, issue_id: str) -> dict[str, Any] | None:
+    """The federation's settled record of ``issue_id`` (with stand-ins and seal flags), if any.
+
+    When the federation is mounted it is the one record this node attests, so the tally and
+    the explanations served here must come from it; a bare node falls back to its seal-only
+    record (``node/_tally.py``).
+    """
+    from ._federation import FED_KEY
+
+    fed = request.app.get(FED_KEY)
+    return None if fed is None else fed.record(issue_id)
 
 
 async def get_voter(request: web.Request) -> web.Response:
@@ -494,10 +513,29 @@ async def get_explain(request: web.Request) -> web.Response:
     node = _node(request)
     key = request.match_info["key"]
     issue_id = _hex_id(request.match_info["issue"], "issue id")
+    from ._federation import FED_KEY
+
+    fed = request.app.get(FED_KEY)
+    inp = None if fed is None else fed.record_input(issue_id)
+    if inp is not None:
+        return web.json_response(await asyncio.to_thread(_explain_input, inp, issue_id, key))
     row = _issue_row(node, issue_id)
     if row[4] is None:
         raise ConflictError(f"issue {issue_id} is not sealed yet", code="not_sealed")
     return web.json_response(await _compat.explain(node, issue_id, key))
+
+
+def _explain_input(inp: dict[str, Any], issue_id: str, key: str) -> dict[str, Any]:
+    """Explain ``key`` in the tally of ``inp`` (CPU work: run off the event loop)."""
+    from protocol.errors import TallyInputError
+    from protocol.tally import TallyEngine, TallyInput
+
+    engine = TallyEngine(TallyInput.from_dict(inp))
+    try:
+        explanation = engine.explain(key)
+    except TallyInputError:
+        raise NotFoundError(f"{key} is not a voter in the tally of {issue_id}") from None
+    return {"issue": issue_id, "digest": engine.result.digest, **explanation.to_dict()}
 
 
 async def get_proofs(request: web.Request) -> web.Response:

@@ -257,6 +257,8 @@ class _Record:
     flags: dict[str, tuple[str, ...]]
     findings: list[Finding]
     result: dict[str, Any]
+    #: The TallyInput the result was computed from, kept for explanations (not served whole).
+    input: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
@@ -642,7 +644,9 @@ class Federation:
             log.warning("cannot tally issue %s: %s", iid, exc.message)
             return None
         record = Record.of(iid, parts)
-        return _Record(record, result.digest, flags, list(built.findings), result.to_dict())
+        return _Record(
+            record, result.digest, flags, list(built.findings), result.to_dict(), built.input
+        )
 
     def _settle(self) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
         """Replay, then what to append: adoptions, and attestations of settled records."""
@@ -997,6 +1001,11 @@ class Federation:
     def record(self, issue: str) -> dict[str, Any] | None:
         rec = self._records.get(issue)
         return None if rec is None else rec.to_dict()
+
+    def record_input(self, issue: str) -> dict[str, Any] | None:
+        """The TallyInput of the settled record of ``issue`` (None if not settled here)."""
+        rec = self._records.get(issue)
+        return None if rec is None else rec.input
 
     def findings(self) -> list[dict[str, Any]]:
         out = []

@@ -175,3 +175,24 @@ async def test_key_enrolled_by_two_member_cities_is_excluded_and_reported(sim: S
     assert {f["origin"] for f in twice} == {a.origin, c.origin}
     assert all(key in f["message"] for f in twice)
     assert key not in rec["result"]["voters"]
+
+
+async def test_tally_and_explain_serve_the_record_the_node_attests(sim: Sim) -> None:
+    # With a stand-in for C, the seal-only record would differ; /tally and /explain must show
+    # the federation's settled record, the one every node attests.
+    a, b, c, issue, _close = await _setup(sim)
+    sim.down.add("c")
+    sim.clock.advance(CLOSE_IN + 1)
+    await sim.step(2)
+    sim.clock.advance(GRACE)
+    await sim.step(3)
+    for sn in (a, b):
+        rec = await _record(sn, issue)
+        tally = await sn.client().get_json(f"/v1/issues/{issue}/tally")
+        assert tally["record_id"] == rec["record_id"]
+        assert tally["result"]["digest"] == rec["digest"]
+        assert tally["standins"] == [c.origin]
+        ann = a.citizens["ann"].public_key.to_text()
+        why = await sn.client().get_json(f"/v1/voters/{ann}/explain/{issue}")
+        assert why["digest"] == rec["digest"]
+        assert why["status"] == "delegated"
