@@ -37,8 +37,9 @@ class _Group(click.Group):
 def main() -> None:
     """Liquide: a federated, verifiable liquid-democracy node for cities.
 
-    Groups: `node` (run a city node), `admin` (registrar and city admin),
-    `wallet` (a citizen's keys, delegations and ballots), `verify` (the observer).
+    Municipality: `node` (run a city node, peers), `admin` (registrar and city admin).
+    Citizen: `wallet` (keys, delegations, ballots, checks), `submit`.
+    Observer: `trust`, `verify`, `export`, `tally`. Try it all: `demo`.
     """
 
 
