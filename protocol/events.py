@@ -13,9 +13,14 @@ Every leaf of a city log is one event (docs/PROTOCOL.md §3). An event is canoni
 :meth:`Event.decode` checks that the bytes are canonical and that every field, in the envelope
 and in the body, has the right type, size and form (a :class:`ValidationError` names the field;
 unknown fields are rejected). It does not check the signature: :meth:`Event.verify` does, on the
-raw bytes kept from decoding, so that decode + verify costs one JSON parse, one re-encode for the
-canonical check, one SHA-256 and one Ed25519 verification. Governance rules that depend on a log
-(who is enrolled, which issues exist) live in :mod:`protocol.state`.
+raw bytes kept from decoding. Ballots, delegations, revocations, withdrawals and enrolments in
+their plain form are recognised by one regular expression per type (the layout of the canonical
+bytes) plus the checks no pattern can make; any other leaf takes one C parse and one re-encode
+compared with the input. Either way decode costs a small fraction of the Ed25519 verification,
+which stays the floor. A value outside the encoding profile (an integer beyond ±(2^53−1), a
+non-NFC string) is an :class:`EncodingError`, exactly as :func:`protocol.encoding.decode` says.
+Governance rules that depend on a log (who is enrolled, which issues exist) live in
+:mod:`protocol.state`.
 
 Rules that depend on the event alone, and that replay reports with their own finding reason, raise
 a :class:`ValidationError` whose ``code`` is that reason: ``trustees_too_long``,
@@ -32,8 +37,10 @@ import json.encoder
 import json.scanner
 import re
 import unicodedata
+from binascii import a2b_base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Any, ClassVar, Final, TypeAlias, cast
 
 from crypto import KeyFormatError, PublicKey, SecretKey, public_key_raw, verify
@@ -874,19 +881,39 @@ class Event:
                 f"event: {len(leaf)} bytes exceed MAX_EVENT_BYTES ({MAX_EVENT_BYTES})",
                 code="too_large",
             )
-        # Fast path: the C parser, then one re-encode compared byte for byte. Every value the
-        # envelope and bodies admit is then type-checked by the validators below, which is what
-        # the profile's remaining rules (integers only, ranges, NFC) need for events.
         try:
             text = leaf.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding.decode(leaf)  # raises EncodingError naming the byte
+            raise  # pragma: no cover (encoding.decode refuses invalid UTF-8)
+        # The hot types in their plain form are recognised by one regular expression each;
+        # anything else (other types, escapes in a reference, a field out of range) is left to
+        # the general path, which gives the precise error.
+        ev = _decode_fast(leaf, text)
+        if ev is not None:
+            return ev
+        return cls._decode_general(leaf, text)
+
+    @classmethod
+    def _decode_general(cls, leaf: bytes, text: str) -> Event:
+        """Decode any leaf: the C parser, one re-encode compared with the input, the validators."""
+        try:
             obj, end = _scan(text, 0)
             same = end == len(text) and _canonical_text(obj) == text
-        except (ValueError, RecursionError, StopIteration):
+        except (ValueError, RecursionError, StopIteration, EncodingError):
             same = False
         if not same:
             encoding.decode(leaf)  # raises EncodingError with the precise defect
             raise EncodingError("event bytes are not in canonical form")  # pragma: no cover
-        return cls._from_leaf(leaf, obj, "event")
+        try:
+            return cls._from_leaf(leaf, obj, "event")
+        except ValidationError:
+            # Equal bytes after a re-encode prove the layout (no whitespace, sorted unique keys,
+            # canonical escapes and numbers), not the profile's value rules: an integer beyond
+            # ±(2^53−1) or a non-NFC string re-encodes unchanged. The validators refuse every
+            # such value, and the profile comes first (§3.1), so a refusal is re-examined here.
+            encoding.decode(leaf)
+            raise
 
     @classmethod
     def _from_leaf(cls, leaf: bytes, d: Any, where: str) -> Event:
@@ -1014,3 +1041,146 @@ else:  # pragma: no cover (Pythons without the C accelerator)
 
     def _canonical_text(obj: Any) -> str:
         return _py_encode.encode(obj)
+
+
+# --- the fast path of decode ------------------------------------------------------------------
+#
+# Ballots, delegations, revocations, withdrawals and enrolments are nearly every leaf of a log.
+# Their canonical form is regular: fixed keys in sorted order, and values that are hex ids, keys,
+# base64, option ids, integers or escape-free ASCII. A regular expression per type that matches
+# exactly those bytes proves the layout (no whitespace, sorted unique keys, no escape, canonical
+# integers, ASCII, hence NFC and no surrogate); what remains is checked below (key checksums,
+# integer ranges, grade keys sorted and unique, trustee rules, seq/prev). Whatever falls outside
+# returns None, and the general path decides. tests/protocol/test_events.py checks with
+# hypothesis that the fast path accepts exactly what the general path accepts, with equal events.
+
+_F_KEY = "lqpk1[0-9a-z]{58}"
+_F_HEX = "[0-9a-f]{64}"
+_F_GRADE = '"[A-Za-z0-9][A-Za-z0-9._-]{0,63}":(?:0|-?[1-9][0-9]{0,9})'
+_F_SCOPE = '"scope":"(?P<scope>assembly|area|issue)","target":"(?P<target>' + _F_HEX + ')"'
+_F_BODIES: Final = {
+    "ballot": f'"grades":\\{{(?P<grades>(?:{_F_GRADE}(?:,{_F_GRADE})*)?)\\}},'
+    f'"issue":"(?P<issue>{_F_HEX})"',
+    "delegate": f'{_F_SCOPE},"trustees":\\[(?P<trustees>(?:"{_F_KEY}"(?:,"{_F_KEY}")*)?)\\]',
+    "revoke": _F_SCOPE,
+    "withdraw": f'"issue":"(?P<issue>{_F_HEX})"',
+    # A reference with '"' or '\\' is escaped in JSON: the general path takes those.
+    "enrol": f'"key":"(?P<key>{_F_KEY})","ref":"(?P<ref>[!#-\\[\\]-~]{{1,{MAX_REF}}})"',
+}
+_F_BODIES["unenrol"] = _F_BODIES["enrol"]
+
+
+def _fast_pattern(type_: str, body: str) -> re.Pattern[str]:
+    return re.compile(
+        f'\\{{"author":"(?P<author>{_F_KEY})","body":\\{{{body}\\}},'
+        f'"prev":(?:null|"(?P<prev>{_F_HEX})"),"seq":(?P<seq>[1-9][0-9]{{0,15}}),'
+        f'"sig":"(?P<sig>[A-Za-z0-9+/]{{85}}[AQgw]==)","ts":(?P<ts>0|[1-9][0-9]{{0,15}}),'
+        f'"type":"{re.escape(type_)}","v":1\\}}'
+    )
+
+
+_TYPE_MARK: Final = '"type":"'
+
+
+def _decode_fast(leaf: bytes, text: str) -> Event | None:
+    """The event of a plain hot-type leaf, or None when the general path must decide."""
+    # A canonical leaf ends with `"type":"<type>","v":1}`; for any other text this slice is no
+    # fast type (or the pattern below does not match).
+    fast = _FAST.get(text[text.rfind(_TYPE_MARK) + len(_TYPE_MARK) : -8])
+    if fast is None:
+        return None
+    pattern, body_of = fast
+    m = pattern.fullmatch(text)
+    if m is None:
+        return None
+    author, prev, seq, sig, ts = m.group("author", "prev", "seq", "sig", "ts")
+    author_raw = public_key_raw(author)
+    seq = int(seq)
+    ts = int(ts)
+    if author_raw is None or seq > MAX_INT or ts > MAX_INT or (seq == 1) is (prev is not None):
+        return None
+    body = body_of(m, author)
+    if body is None:
+        return None
+    # The match is all ASCII, so string offsets are byte offsets. The unsigned bytes are the leaf
+    # without `"sig":"<88>",` (§3.1).
+    start, end = m.span("sig")
+    unsigned = leaf[: start - 7] + leaf[end + 2 :]
+    ev = _new_event(Event)
+    _set(ev, "type", body.TYPE)
+    _set(ev, "author", author)
+    _set(ev, "seq", seq)
+    _set(ev, "prev", prev)
+    _set(ev, "ts", ts)
+    _set(ev, "body", body)
+    _set(ev, "sig", a2b_base64(sig))
+    _set(ev, "id", sha256(unsigned).hexdigest())
+    _set(ev, "leaf", leaf)
+    _set(ev, "author_raw", author_raw)
+    _set(ev, "_unsigned", unsigned)
+    return ev
+
+
+def _fast_ballot(m: re.Match[str], author: str) -> BallotBody | None:
+    text = m.group("grades")
+    if not text:
+        return BallotBody(m.group("issue"), {})
+    # The pattern proved the object's layout; the C scanner builds it from its opening brace.
+    grades: dict[str, int] = _scan(m.string, m.start("grades") - 1)[0]
+    keys = list(grades)
+    values = grades.values()
+    if (
+        len(keys) != text.count(",") + 1  # a repeated key
+        or keys != sorted(keys)
+        or len(keys) > MAX_OPTIONS
+        or max(values) > MAX_GRADE
+        or min(values) < -MAX_GRADE
+    ):
+        return None
+    return BallotBody(m.group("issue"), grades)
+
+
+def _fast_delegate(m: re.Match[str], author: str) -> DelegateBody | None:
+    scope, target, text = m.group("scope", "target", "trustees")
+    trustees = tuple(text[1:-1].split('","')) if text else ()
+    if (
+        len(trustees) > MAX_TRUSTEES
+        or len(set(trustees)) != len(trustees)
+        or author in trustees
+        or None in map(public_key_raw, trustees)
+    ):
+        return None
+    return DelegateBody(scope, target, trustees)
+
+
+def _fast_revoke(m: re.Match[str], author: str) -> RevokeBody:
+    return RevokeBody(*m.group("scope", "target"))
+
+
+def _fast_withdraw(m: re.Match[str], author: str) -> WithdrawBody:
+    return WithdrawBody(m.group("issue"))
+
+
+def _fast_enrol(cls: type[EnrolBody]) -> Any:
+    def body(m: re.Match[str], author: str) -> EnrolBody | None:
+        key, ref = m.group("key", "ref")
+        return None if public_key_raw(key) is None else cls(key, ref)
+
+    return body
+
+
+_new_event = object.__new__
+_set = object.__setattr__  # as the frozen dataclasses' own __init__ sets their fields
+
+
+_FAST: Final[dict[str, tuple[re.Pattern[str], Any]]] = {
+    t: (_fast_pattern(t, _F_BODIES[t]), f)
+    for t, f in (
+        ("ballot", _fast_ballot),
+        ("delegate", _fast_delegate),
+        ("revoke", _fast_revoke),
+        ("withdraw", _fast_withdraw),
+        ("enrol", _fast_enrol(EnrolBody)),
+        ("unenrol", _fast_enrol(UnenrolBody)),
+    )
+}

@@ -611,3 +611,225 @@ def test_protocol_md_quotes_the_vectors() -> None:
         assert v["leaf"] in doc
         assert v["id"] in doc
     assert stored["events"][-1]["unsigned"] in doc
+
+
+# --- the fast path of decode equals the general one -------------------------------------------
+
+FAST_TYPES = ("ballot", "delegate", "revoke", "withdraw", "enrol", "unenrol")
+KEY_POOL = [pk(n) for n in ("alice", "bob", "carol", "dave")]
+BAD_KEYS = [pk("erin")[:-1] + ("q" if pk("erin")[-1] != "q" else "p"), pk("frank").upper(), "x"]
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _outcome(call: Any) -> Any:
+    """An event's every field, or the error's class, code and message."""
+    try:
+        ev = call()
+    except (EncodingError, ValidationError) as exc:
+        return (type(exc).__name__, exc.code, exc.message)
+    fields = ("type", "author", "seq", "prev", "ts", "body", "sig", "id", "leaf", "author_raw")
+    return (type(ev.body), *(getattr(ev, f) for f in fields), ev.unsigned_bytes())
+
+
+def _reference(leaf: bytes) -> Any:
+    """protocol.encoding.decode, then the general validation path."""
+    try:
+        encoding.decode(leaf)
+    except EncodingError as exc:
+        return ("EncodingError", exc.code, exc.message)
+    return _outcome(lambda: Event._decode_general(leaf, leaf.decode("utf-8")))
+
+
+def _check_fast_equals_general(leaf: bytes) -> None:
+    from protocol.events import _decode_fast
+
+    ref = _reference(leaf)
+    if len(leaf) <= MAX_EVENT_BYTES:
+        assert _outcome(lambda: Event.decode(leaf)) == ref
+    try:
+        text = leaf.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    fast = _decode_fast(leaf, text)
+    if fast is not None:
+        assert _outcome(lambda: fast) == ref
+        d = encoding.decode(leaf)
+        del d["sig"]
+        assert fast.unsigned_bytes() == encoding.encode(d)  # the leaf minus its sig member
+    elif isinstance(ref[0], type) and ref[1] in FAST_TYPES:
+        # Accepted, so the fast path must have taken it unless a reference needs escaping.
+        assert ref[1] in ("enrol", "unenrol")
+        assert set(ref[6].ref) & {'"', "\\"}
+
+
+def _mostly(valid: st.SearchStrategy[Any], invalid: st.SearchStrategy[Any]) -> Any:
+    # one_of picks a branch uniformly: most draws are valid, so most events reach the checks
+    # that follow the field that is wrong, if any.
+    return st.one_of(valid, valid, valid, valid, valid, valid, invalid)
+
+
+_grade_keys = _mostly(
+    option_ids, st.sampled_from(["", "a b", "é", "-a", "a" * 65, "Z", "z", 'a"b', "a\\b"])
+)
+_grades = _mostly(
+    st.integers(-MAX_GRADE, MAX_GRADE),
+    st.integers(-(2**54), 2**54)
+    | st.sampled_from([MAX_GRADE + 1, -MAX_GRADE - 1, 2**53 - 1, 2**53, 10**10, True, "1"]),
+)
+_hex = _mostly(st.sampled_from([H1, H2]), st.sampled_from(["A" * 64, "1" * 63, 7, None]))
+_scopes = _mostly(st.sampled_from(["assembly", "area", "issue"]), st.sampled_from(["city", 1]))
+_keys = _mostly(st.sampled_from(KEY_POOL), st.sampled_from(BAD_KEYS))
+_refs = st.lists(
+    _mostly(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E),
+        st.sampled_from(["é", "e\u0301", "\n", "\x7f", " ", '"', "\\"]),
+    ),
+    max_size=130,
+).map("".join)
+
+
+@st.composite
+def _fast_event_dicts(draw: st.DrawFn) -> dict[str, Any]:
+    type_ = draw(st.sampled_from(FAST_TYPES))
+    if type_ == "ballot":
+        body: Any = {
+            "issue": draw(_hex),
+            "grades": draw(st.dictionaries(_grade_keys, _grades, max_size=34)),
+        }
+    elif type_ == "delegate":
+        trustees = draw(st.lists(_keys, max_size=10))
+        body = {"scope": draw(_scopes), "target": draw(_hex), "trustees": trustees}
+    elif type_ == "revoke":
+        body = {"scope": draw(_scopes), "target": draw(_hex)}
+    elif type_ == "withdraw":
+        body = {"issue": draw(_hex)}
+    else:
+        body = {"key": draw(_keys), "ref": draw(_refs)}
+    type_ = draw(_mostly(st.just(type_), st.sampled_from(FAST_TYPES)))  # another type's body
+    seq = draw(_mostly(st.integers(1, 2**53 - 1), st.sampled_from([0, 2**53, 10**16 - 1])))
+    prev = draw(_mostly(st.just(None if seq == 1 else H2), st.sampled_from([None, H2, "z" * 64])))
+    sig = draw(_mostly(st.binary(min_size=64, max_size=64), st.binary(min_size=62, max_size=66)))
+    return {
+        "v": draw(_mostly(st.just(1), st.sampled_from([2, True]))),
+        "type": type_,
+        "author": draw(_keys),
+        "seq": seq,
+        "prev": prev,
+        "ts": draw(_mostly(st.integers(0, 2**53 - 1), st.sampled_from([-1, 2**53, 10**16 - 1]))),
+        "body": body,
+        "sig": base64.b64encode(sig).decode(),
+    }
+
+
+@settings(max_examples=200)
+@given(_fast_event_dicts())
+def test_fast_path_equals_general_path_on_built_events(d: dict[str, Any]) -> None:
+    _check_fast_equals_general(_canonical(d).encode("utf-8"))
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(FAST_TYPES),
+    st.integers(0, 10_000),
+    st.sampled_from(["insert", "delete", "replace"]),
+    st.binary(min_size=1, max_size=3),
+)
+def test_fast_path_equals_general_path_on_mutated_leaves(
+    type_: str, pos: int, how: str, data: bytes
+) -> None:
+    leaf = Author(key("alice")).sign(type_, sample_bodies()[type_], seq=3, prev=H2).encode()
+    i = pos % (len(leaf) + 1)
+    if how == "insert":
+        leaf = leaf[:i] + data + leaf[i:]
+    elif how == "delete":
+        leaf = leaf[:i] + leaf[i + len(data) :]
+    else:
+        leaf = leaf[:i] + data + leaf[i + len(data) :]
+    _check_fast_equals_general(leaf)
+
+
+def test_fast_path_takes_the_hot_types() -> None:
+    from protocol.events import _decode_fast
+
+    a = Author(key("alice"))
+    for type_ in FAST_TYPES:
+        leaf = a.sign(type_, sample_bodies()[type_]).encode()
+        assert _decode_fast(leaf, leaf.decode()) is not None, type_
+        _check_fast_equals_general(leaf)
+    empty = a.sign("ballot", {"issue": H1, "grades": {}}).encode()
+    assert _decode_fast(empty, empty.decode()) is not None
+    _check_fast_equals_general(empty)
+    quoted = a.sign("enrol", {"key": pk("bob"), "ref": 'a"b\\c'}).encode()
+    assert _decode_fast(quoted, quoted.decode()) is None  # escapes: the general path
+    assert Event.decode(quoted).body.ref == 'a"b\\c'
+
+
+@pytest.mark.parametrize(
+    ("type_", "path", "value"),
+    [
+        ("withdraw", "ts", 2**53),
+        ("withdraw", "seq", 2**60),
+        ("ballot", "body.grades", {"a": 2**53}),
+        ("issue", "body.opens", -(2**53)),
+        ("area", "body.name", "e\u0301"),
+        ("enrol", "body.ref", "e\u0301"),
+        ("assembly.join", "body.assembly.body.name", "e\u0301"),
+    ],
+)
+def test_decode_puts_the_profile_before_the_fields(type_: str, path: str, value: Any) -> None:
+    """A value outside the encoding profile is non_canonical, as encoding.decode says (§3.1)."""
+    ev = Author(key("alice")).sign(type_, sample_bodies()[type_])
+    leaf = _canonical(_mutate(ev.to_dict(), path, value)).encode("utf-8")
+    with pytest.raises(EncodingError) as ref:
+        encoding.decode(leaf)
+    with pytest.raises(EncodingError) as exc:
+        Event.decode(leaf)
+    assert exc.value.code == "non_canonical"
+    assert exc.value.message == ref.value.message
+    _check_fast_equals_general(leaf)
+
+
+def _fast_leaf(type_: str, body: dict[str, Any], **over: Any) -> str:
+    return Author(key("alice")).sign(type_, body, **over).encode().decode()
+
+
+_BALLOT = _fast_leaf("ballot", {"issue": H1, "grades": {"a": 1, "b": 2}})
+_DELEGATE = _fast_leaf("delegate", {"scope": "area", "target": H1, "trustees": [pk("bob")]})
+_ENROL = _fast_leaf("enrol", {"key": pk("bob"), "ref": "r1"})
+_WITHDRAW = _fast_leaf("withdraw", {"issue": H1}, seq=2, prev=H2)
+
+
+# Each edit breaks exactly one rule that the fast path checks after its pattern matched.
+@pytest.mark.parametrize(
+    ("leaf", "old", "new"),
+    [
+        (_BALLOT, '"a":1,"b":2', '"b":2,"a":1'),  # unsorted grade keys
+        (_BALLOT, '"a":1,"b":2', '"a":1,"a":2'),  # a repeated grade key
+        (_BALLOT, '"b":2', f'"b":{MAX_GRADE + 1}'),
+        (_BALLOT, '"b":2', f'"b":-{MAX_GRADE + 1}'),
+        (_BALLOT, '"a":1,"b":2', ",".join(f'"o{i:02}":1' for i in range(33))),
+        (_DELEGATE, f'["{pk("bob")}"]', "[" + ",".join(f'"{pk(f"t{i}")}"' for i in range(9)) + "]"),
+        (_DELEGATE, f'["{pk("bob")}"]', f'["{pk("bob")}","{pk("bob")}"]'),
+        (_DELEGATE, f'["{pk("bob")}"]', f'["{pk("alice")}"]'),
+        (_DELEGATE, f'["{pk("bob")}"]', f'["{BAD_KEYS[0]}"]'),
+        (_ENROL, pk("bob"), BAD_KEYS[0]),
+        (_ENROL, pk("alice"), BAD_KEYS[0]),  # the author
+        (_WITHDRAW, '"seq":2', '"seq":9007199254740992'),
+        (_BALLOT, '"b":2', '"b":-0'),  # numbers in their canonical form only
+        (_BALLOT, '"b":2', '"b":02'),
+        (_WITHDRAW, '"seq":2', '"seq":02'),
+        (_BALLOT, '"ts":1700000000', '"ts":01700000000'),
+        (_BALLOT, '"ts":1700000000', '"ts":9007199254740992'),
+        (_BALLOT, '"prev":null', f'"prev":"{H2}"'),  # a prev at seq 1
+        (_WITHDRAW, f'"prev":"{H2}"', '"prev":null'),  # no prev after seq 1
+    ],
+)
+def test_fast_path_defers_each_rule_to_the_general_path(leaf: str, old: str, new: str) -> None:
+    from protocol.events import _decode_fast
+
+    assert old in leaf
+    bad = leaf.replace(old, new, 1).encode()
+    assert _decode_fast(bad, bad.decode()) is None
+    with pytest.raises((EncodingError, ValidationError)):
+        Event.decode(bad)
+    _check_fast_equals_general(bad)
