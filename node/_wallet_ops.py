@@ -1240,7 +1240,18 @@ async def check_report(
         if not isinstance(node_digest, str):
             node_digest = (published.get("result") or {}).get("digest")
         item["node_tally"] = node_digest
-        if node_digest != digest:
+        standins = published.get("standins") if isinstance(published, dict) else None
+        if node_digest != digest and isinstance(standins, list) and standins:
+            # The settled record stands in a witnessed checkpoint for a city that did not seal in
+            # time; this recomputation reads seals only, so it cannot judge that record.
+            item["status"] = "unverified"
+            item["problems"].append(
+                "the node's record stands in a witnessed checkpoint for "
+                + ", ".join(map(str, standins))
+                + " (no seal in time); the wallet recomputes from seals only: check it with"
+                " `liquide verify`"
+            )
+        elif node_digest != digest:
             item["status"] = "failed"
             item["problems"].append(
                 f"the node's published tally (digest {node_digest}) differs from the one"
