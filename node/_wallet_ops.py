@@ -1157,6 +1157,25 @@ async def _check_record(
     return out
 
 
+async def _node_explanation(client: NodeClient, key: str, issue_id: str) -> Explanation | None:
+    """The node's own explanation of how ``key`` was counted (unverified), or None."""
+    try:
+        d = await client.explain(key, issue_id)
+        path, skipped = d.get("path") or [], d.get("skipped") or []
+        return Explanation(
+            voter=key,
+            status=str(d["status"]),
+            message=str(d.get("message", "")),
+            weight=d.get("weight") if type(d.get("weight")) is int else None,
+            scope=str(d["scope"]) if d.get("scope") else None,
+            path=tuple(map(str, path)),
+            reason=str(d["reason"]) if d.get("reason") else None,
+            skipped=tuple(map(str, skipped)),
+        )
+    except (PeerError, KeyError, TypeError):
+        return None
+
+
 def _intent(records: Sequence[Record], issue_id: str, seal: int) -> str | None:
     """``vote`` if the citizen's last ballot/withdraw on the issue before the seal is a ballot."""
     last = None
@@ -1213,6 +1232,12 @@ async def check_report(
                 "cannot recompute: the home node holds no sealed, verifiable log of "
                 + ", ".join(rec.missing)
             )
+            reported = await _node_explanation(client, mine, issue_id)
+            if reported is not None:
+                item["explanation"] = _explanation_dict(reported, explain_text(reported, []))
+                item["text"] = "as the node reports it (not recomputed): " + explain_text(
+                    reported, []
+                )
             continue
         engine = _engine_for(issue_id, rec.parts)
         digest = engine.result.digest

@@ -591,40 +591,53 @@ def test_receipt_verification() -> None:
 # Across cities ----------------------------------------------------------------------------------
 
 
-async def test_check_across_two_cities_with_a_witness(tmp_path: Path) -> None:
-    """Ann (city A) delegates to Cat (city C); B witnesses both (k = 1). The wallet's check,
-    with A as home node, recomputes the two-city record from A's own log and its mirror of C."""
-    from node._wallet_ops import Target, check_report, delegate_body, fetch_pin, send_event
+async def _two_cities(sim: Any) -> dict[str, Any]:
+    """A and C are the member cities, B witnesses both (k = 1); Ann (at A) delegates the open
+    issue to Cat (at C), who votes. Returns what the tests need."""
+    from node._wallet_ops import Target, delegate_body, fetch_pin, send_event
     from node._wallet_state import ChainHead
 
-    from .test_federation_harness import Sim, make_assembly, make_issue
+    from .test_federation_harness import make_assembly, make_issue
+
+    a, b, c = await sim.line(["a", "b", "c"])
+    asm = await make_assembly(a, [a, c], [b], k=1, grace=60)
+    await sim.step(2)
+    await sim.join(c, asm, via=b)
+    now = int(sim.clock())
+    _, issue = await make_issue(a, asm, opens=now, closes=now + 100)
+    await sim.step(3)
+    ann = await a.enrol_citizen("ann")
+    await c.enrol_citizen("cat")
+    cat = c.citizens["cat"].public_key.to_text()
+    client = a.client()
+    pin = await fetch_pin(client)
+    notes: list[str] = []
+    body = delegate_body(Target("issue", issue), [cat])
+    sent = await send_event(
+        client, ann, "delegate", body, ChainHead(), now=now, notify=notes.append
+    )
+    assert notes == []
+    await c.submit("cat", "ballot", {"issue": issue, "grades": {"yes": 1, "no": -1}})
+    await sim.step(2)
+    record = Record(sent.event, pin.origin, sent.verify(pin))
+    return {"a": a, "b": b, "c": c, "issue": issue, "ann": ann, "cat": cat, "client": client,
+            "pin": pin, "record": record}  # fmt: skip
+
+
+async def test_check_across_two_cities_with_a_witness(tmp_path: Path) -> None:
+    """The wallet's check, with A as home node, recomputes the two-city record from A's own
+    log and its mirror of C, and counts B's cosignature against k."""
+    from node._wallet_ops import check_report, fetch_pin
+
+    from .test_federation_harness import Sim
 
     sim = Sim(tmp_path)
     try:
-        a, b, c = await sim.line(["a", "b", "c"])
-        asm = await make_assembly(a, [a, c], [b], k=1, grace=60)
-        await sim.step(2)
-        await sim.join(c, asm, via=b)
-        now = int(sim.clock())
-        _, issue = await make_issue(a, asm, opens=now, closes=now + 100)
-        await sim.step(3)
-        ann = await a.enrol_citizen("ann")
-        await c.enrol_citizen("cat")
-        cat = c.citizens["cat"].public_key.to_text()
-        client = a.client()
-        pin = await fetch_pin(client)
-        notes: list[str] = []
-        body = delegate_body(Target("issue", issue), [cat])
-        sent = await send_event(
-            client, ann, "delegate", body, ChainHead(), now=now, notify=notes.append
-        )
-        assert notes == []
-        await c.submit("cat", "ballot", {"issue": issue, "grades": {"yes": 1, "no": -1}})
-        await sim.step(2)
+        t = await _two_cities(sim)
         sim.clock.advance(101)
         await sim.step(4)
-        record = Record(sent.event, pin.origin, sent.verify(pin))
-        report = await check_report(client, pin, ann.public_key, [record])
+        ann, b, c, cat = t["ann"], t["b"], t["c"], t["cat"]
+        report = await check_report(t["client"], t["pin"], ann.public_key, [t["record"]])
         (event,) = report["events"]
         assert event["status"] == "verified", event
         assert (event["cosignatures"], event["k"], event["witnesses"]) == (1, 1, [b.origin])
@@ -637,6 +650,34 @@ async def test_check_across_two_cities_with_a_witness(tmp_path: Path) -> None:
         c_pin = await fetch_pin(c_client)
         report = await check_report(c_client, c_pin, ann.public_key, [])
         assert report["issues"][0]["explanation"]["status"] == "delegated"
+    finally:
+        await sim.close()
+
+
+async def test_check_when_a_member_city_never_seals(tmp_path: Path) -> None:
+    """C is down at the close: the record stands in a witnessed checkpoint for it, which the
+    wallet does not recompute; it says so and reports the node's own explanation."""
+    from node._wallet_ops import check_report
+
+    from .test_federation_harness import Sim
+
+    sim = Sim(tmp_path)
+    try:
+        t = await _two_cities(sim)
+        sim.down.add("c")
+        sim.clock.advance(101)
+        await sim.step(2)
+        sim.clock.advance(60)
+        await sim.step(3)
+        report = await check_report(t["client"], t["pin"], t["ann"].public_key, [t["record"]])
+        (item,) = report["issues"]
+        assert item["status"] == "unverified"
+        assert "no sealed, verifiable log of " + t["c"].origin in item["problems"][0]
+        assert item["text"] == (
+            "as the node reports it (not recomputed): counted, weight cast by"
+            f" {t['cat']} through your issue delegation"
+        )
+        assert report["ok"] is True
     finally:
         await sim.close()
 
