@@ -39,7 +39,7 @@ import re
 import unicodedata
 from binascii import a2b_base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from hashlib import sha256
 from typing import Any, ClassVar, Final, TypeAlias, cast
 
@@ -1107,17 +1107,17 @@ def _decode_fast(leaf: bytes, text: str) -> Event | None:
     start, end = m.span("sig")
     unsigned = leaf[: start - 7] + leaf[end + 2 :]
     ev = _new_event(Event)
-    _set(ev, "type", body.TYPE)
-    _set(ev, "author", author)
-    _set(ev, "seq", seq)
-    _set(ev, "prev", prev)
-    _set(ev, "ts", ts)
-    _set(ev, "body", body)
-    _set(ev, "sig", a2b_base64(sig))
-    _set(ev, "id", sha256(unsigned).hexdigest())
-    _set(ev, "leaf", leaf)
-    _set(ev, "author_raw", author_raw)
-    _set(ev, "_unsigned", unsigned)
+    _set_type(ev, body.TYPE)
+    _set_author(ev, author)
+    _set_seq(ev, seq)
+    _set_prev(ev, prev)
+    _set_ts(ev, ts)
+    _set_body(ev, body)
+    _set_sig(ev, a2b_base64(sig))
+    _set_id(ev, sha256(unsigned).hexdigest())
+    _set_leaf(ev, leaf)
+    _set_author_raw(ev, author_raw)
+    _set_unsigned(ev, unsigned)
     return ev
 
 
@@ -1169,8 +1169,20 @@ def _fast_enrol(cls: type[EnrolBody]) -> Any:
     return body
 
 
+# An event is built field by field, as its frozen dataclass __init__ does, but through the slots'
+# own setters: this saves a third of the construction, which is a tenth of the fast path.
 _new_event = object.__new__
-_set = object.__setattr__  # as the frozen dataclasses' own __init__ sets their fields
+(
+    _set_type, _set_author, _set_seq, _set_prev, _set_ts, _set_body, _set_sig, _set_id,
+    _set_leaf, _set_author_raw, _set_unsigned,
+) = (
+    Event.__dict__[name].__set__
+    for name in ("type", "author", "seq", "prev", "ts", "body", "sig", "id", "leaf",
+                 "author_raw", "_unsigned")
+)  # fmt: skip
+assert {f.name for f in fields(Event)} == {
+    "type", "author", "seq", "prev", "ts", "body", "sig", "id", "leaf", "author_raw", "_unsigned"
+}  # fmt: skip
 
 
 _FAST: Final[dict[str, tuple[re.Pattern[str], Any]]] = {
