@@ -23,15 +23,21 @@ from benchmarks import Context, Row, measure_raw
 
 
 def main() -> int:
-    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent / "benchmarks")]))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent / "benchmarks")])
+    )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", choices=[[], *names], help="sections to run (default: all)")
+    parser.add_argument(
+        "sections", nargs="*", choices=[[], *names], help="sections to run (default: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
     chosen = args.sections or names
     ctx = Context(quick=args.quick, raw=measure_raw())
-    print(f"raw limits: {ctx.raw.verify_per_s:,.0f} Ed25519 verifies/s (1 core), "
-          f"{ctx.raw.verify2_per_s:,.0f}/s (2 processes), {ctx.raw.sha256_per_s:,.0f} SHA-256/s")
+    print(
+        f"raw limits: {ctx.raw.verify_per_s:,.0f} Ed25519 verifies/s (1 core), "
+        f"{ctx.raw.verify2_per_s:,.0f}/s (2 processes), {ctx.raw.sha256_per_s:,.0f} SHA-256/s"
+    )
     print(f"{'section':<12} {'figure':<58} {'value':>16} {'ratio':>8} {'target':>8}")
     failed = False
     for name in chosen:
