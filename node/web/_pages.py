@@ -9,7 +9,7 @@ page's language.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -126,6 +126,22 @@ def _layout(p: Page, title: str, *body: Child) -> Markup:
 def _table(attrs: dict[str, object] | None, *children: Child) -> Markup:
     """A table in a box that scrolls sideways on narrow screens (the page itself does not)."""
     return h("div", {"class_": "scroll"}, h("table", attrs, *children))
+
+
+def _grid(columns: Sequence[Child], rows: Iterable[Sequence[Child]]) -> Markup:
+    """A scrolling table: one header row, and rows whose first cell heads the row."""
+    return _table(
+        None,
+        h("thead", None, h("tr", None, *[h("th", {"scope": "col"}, c) for c in columns])),
+        h(
+            "tbody",
+            None,
+            *[
+                h("tr", None, h("th", {"scope": "row"}, r[0]), *[h("td", None, c) for c in r[1:]])
+                for r in rows
+            ],
+        ),
+    )
 
 
 def _dl(*pairs: tuple[str, Child]) -> Markup:
@@ -475,42 +491,18 @@ def render_areas(d: dict[str, Any], p: Page) -> Markup:
         body.append(h("p", None, t("areas.none")))
     else:
         body.append(
-            _table(
-                None,
-                h(
-                    "thead",
-                    None,
-                    h(
-                        "tr",
-                        None,
-                        h("th", {"scope": "col"}, t("areas.title")),
-                        h("th", {"scope": "col"}, t("areas.assembly")),
-                    ),
-                ),
-                h(
-                    "tbody",
-                    None,
-                    *[
+            _grid(
+                [t("areas.title"), t("areas.assembly")],
+                (
+                    [
+                        h("a", {"href": p.url("/issues", area=r["id"])}, r["name"]),
                         h(
-                            "tr",
-                            None,
-                            h(
-                                "th",
-                                {"scope": "row"},
-                                h("a", {"href": p.url("/issues", area=r["id"])}, r["name"]),
-                            ),
-                            h(
-                                "td",
-                                None,
-                                h(
-                                    "a",
-                                    {"href": p.url("/areas", assembly=r["assembly"])},
-                                    r.get("assembly_name") or _short_id(r["assembly"]),
-                                ),
-                            ),
-                        )
-                        for r in d["areas"]
-                    ],
+                            "a",
+                            {"href": p.url("/areas", assembly=r["assembly"])},
+                            r.get("assembly_name") or _short_id(r["assembly"]),
+                        ),
+                    ]
+                    for r in d["areas"]
                 ),
             )
         )
@@ -551,54 +543,24 @@ def render_issues(d: dict[str, Any], p: Page) -> Markup:
         body.append(h("p", None, t("issues.none")))
     else:
         body.append(
-            _table(
-                None,
-                h(
-                    "thead",
-                    None,
-                    h(
-                        "tr",
-                        None,
-                        h("th", {"scope": "col"}, t("issues.col.title")),
-                        h("th", {"scope": "col"}, t("issues.col.state")),
-                        h("th", {"scope": "col"}, t("issues.window")),
-                        h("th", {"scope": "col"}, t("issue.area")),
-                    ),
-                ),
-                h(
-                    "tbody",
-                    None,
-                    *[
+            _grid(
+                [t("issues.col.title"), t("issues.col.state"), t("issues.window"), t("issue.area")],
+                (
+                    [
+                        h("a", {"href": f"/issues/{i['id']}"}, i["title"]),
+                        _state(i["state"], t),
+                        t(
+                            "issue.window.value",
+                            opens=t.time(i["opens"]),
+                            closes=t.time(i["closes"]),
+                        ),
                         h(
-                            "tr",
-                            None,
-                            h(
-                                "th",
-                                {"scope": "row"},
-                                h("a", {"href": f"/issues/{i['id']}"}, i["title"]),
-                            ),
-                            h("td", None, _state(i["state"], t)),
-                            h(
-                                "td",
-                                None,
-                                t(
-                                    "issue.window.value",
-                                    opens=t.time(i["opens"]),
-                                    closes=t.time(i["closes"]),
-                                ),
-                            ),
-                            h(
-                                "td",
-                                None,
-                                h(
-                                    "a",
-                                    {"href": p.url("/issues", area=i["area"])},
-                                    i.get("area_name") or _short_id(i["area"]),
-                                ),
-                            ),
-                        )
-                        for i in d["issues"]
-                    ],
+                            "a",
+                            {"href": p.url("/issues", area=i["area"])},
+                            i.get("area_name") or _short_id(i["area"]),
+                        ),
+                    ]
+                    for i in d["issues"]
                 ),
             )
         )
