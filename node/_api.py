@@ -475,9 +475,16 @@ async def get_voter(request: web.Request) -> web.Response:
         parse_key(key, "key")
     except Exception as exc:
         raise RequestError(f"{key!r} is not a public key (lqpk1…)", code="bad_param") from exc
-    reader = node.reader
+    return web.json_response(voter_json(node, key))
+
+
+def voter_json(node: Node, key: str) -> dict[str, Any]:
+    """A voter as ``GET /v1/voters/{key}`` serves it (the web pages use it too).
+
+    Raises :class:`NotFoundError` when the key is neither enrolled nor an author here.
+    """
     enrol = _rows(node, "SELECT ref, active, idx FROM enrolments WHERE key = ?", (key,))
-    head = reader.head(node.origin, key)
+    head = node.reader.head(node.origin, key)
     if not enrol and head is None:
         raise NotFoundError(f"{key} is not known at {node.origin}")
     delegations = [
@@ -495,17 +502,15 @@ async def get_voter(request: web.Request) -> web.Response:
             node, "SELECT issue, grades, idx FROM ballots WHERE author = ? ORDER BY idx", (key,)
         )
     ]
-    return web.json_response(
-        {
-            "key": key,
-            "origin": node.origin,
-            "enrolled": bool(enrol and enrol[0][1]),
-            "enrolment": None if not enrol else {"ref": enrol[0][0], "index": enrol[0][2]},
-            "delegations": delegations,
-            "ballots": ballots,
-            "head": None if head is None else {"seq": head[0], "event_id": head[1]},
-        }
-    )
+    return {
+        "key": key,
+        "origin": node.origin,
+        "enrolled": bool(enrol and enrol[0][1]),
+        "enrolment": None if not enrol else {"ref": enrol[0][0], "index": enrol[0][2]},
+        "delegations": delegations,
+        "ballots": ballots,
+        "head": None if head is None else {"seq": head[0], "event_id": head[1]},
+    }
 
 
 async def get_explain(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from node import _api, _compat
 from node._node import Node
-from node.errors import NotFoundError, RequestError
+from node.errors import RequestError
 from protocol.events import AttestBody, Event
 
 __all__ = [
@@ -247,34 +247,7 @@ def proofs(node: Node) -> list[dict[str, Any]]:
 
 def voter(node: Node, key: str) -> dict[str, Any]:
     """A voter as ``GET /v1/voters/{key}`` serves it; NotFoundError if the key is unknown here."""
-    enrol = _rows(node, "SELECT ref, active, idx FROM enrolments WHERE key = ?", (key,))
-    head = node.reader.head(node.origin, key)
-    if not enrol and head is None:
-        raise NotFoundError(f"{key} is not known at {node.origin}")
-    delegations = [
-        {"scope": r[0], "target": r[1], "trustees": json.loads(r[2]), "index": r[3]}
-        for r in _rows(
-            node,
-            "SELECT scope, scope_id, trustees, idx FROM delegations WHERE author = ?"
-            " ORDER BY scope, scope_id",
-            (key,),
-        )
-    ]
-    ballots = [
-        {"issue": r[0], "grades": json.loads(r[1]), "index": r[2]}
-        for r in _rows(
-            node, "SELECT issue, grades, idx FROM ballots WHERE author = ? ORDER BY idx", (key,)
-        )
-    ]
-    return {
-        "key": key,
-        "origin": node.origin,
-        "enrolled": bool(enrol and enrol[0][1]),
-        "enrolment": None if not enrol else {"ref": enrol[0][0], "index": enrol[0][2]},
-        "delegations": delegations,
-        "ballots": ballots,
-        "head": None if head is None else {"seq": head[0], "event_id": head[1]},
-    }
+    return _api.voter_json(node, key)
 
 
 async def voter_elsewhere(node: Node, key: str) -> dict[str, Any] | None:
