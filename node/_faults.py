@@ -46,6 +46,8 @@ from crypto import LiquideError, PublicKey, SecretKey
 from protocol.checkpoint import Receipt, SignedCheckpoint
 from protocol.events import Event
 
+from ._demo import _readline
+
 __all__ = ["CampaignError", "LinkProxy", "Summary", "main", "run_campaign"]
 
 _PY_MAIN = "import sys; from node.cli import main; sys.exit(main())"
@@ -306,29 +308,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def _readline(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    """The first line a child prints, or '' after ``timeout`` seconds or if it exits."""
-    import selectors
-
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                return ""
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                return ""
-            buf += chunk
-    finally:
-        sel.close()
-    return buf.split(b"\n", 1)[0].decode("utf-8", "replace")
 
 
 class Campaign:
