@@ -359,92 +359,61 @@ def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-def _name_option(f: F) -> F:
-    return click.option(
-        "--name",
-        default="default",
-        show_default=True,
-        envvar="LIQUIDE_WALLET_NAME",
-        show_envvar=True,
-        callback=_check_name,
-        help="Which wallet of this wallet directory to use.",
-    )(f)
+def _env_option(*decls: str, envvar: str, **settings: Any) -> Callable[[F], F]:
+    """A click option that also reads ``$envvar`` and shows it in ``--help``."""
+    return click.option(*decls, envvar=envvar, show_envvar=True, **settings)
 
 
-def _passphrase_fd_option(f: F) -> F:
-    return click.option(
-        "--passphrase-fd",
-        type=click.IntRange(min=0),
-        envvar="LIQUIDE_PASSPHRASE_FD",
-        show_envvar=True,
-        metavar="N",
-        help=f"Read the wallet passphrase as one line from file descriptor N (else ${PASSPHRASE_ENV},"
-        " else a prompt).",
-    )(f)
-
-
-def _backup_passphrase_fd_option(f: F) -> F:
-    return click.option(
-        "--backup-passphrase-fd",
-        type=click.IntRange(min=0),
-        envvar="LIQUIDE_BACKUP_PASSPHRASE_FD",
-        show_envvar=True,
-        metavar="N",
-        help="Read the backup's passphrase as one line from file descriptor N (else"
-        f" ${BACKUP_PASSPHRASE_ENV}, else a prompt).",
-    )(f)
-
-
-def _kdf_option(f: F) -> F:
-    return click.option(
-        "--kdf-level",
-        type=click.Choice(list(KDF_LEVELS)),
-        default="moderate",
-        show_default=True,
-        envvar="LIQUIDE_KDF_LEVEL",
-        show_envvar=True,
-        help="Argon2id cost when encrypting. 'min' is for tests only: it barely slows a guesser.",
-    )(f)
-
-
-def _yes_option(f: F) -> F:
-    return click.option(
-        "--yes",
-        "-y",
-        is_flag=True,
-        envvar="LIQUIDE_YES",
-        show_envvar=True,
-        help="Answer yes to confirmations.",
-    )(f)
-
-
-def _json_option(f: F) -> F:
-    return click.option(
-        "--json",
-        "as_json",
-        is_flag=True,
-        envvar="LIQUIDE_JSON",
-        show_envvar=True,
-        help="Print JSON on stdout instead of text.",
-    )(f)
+_name_option = _env_option(
+    "--name",
+    envvar="LIQUIDE_WALLET_NAME",
+    default="default",
+    show_default=True,
+    callback=_check_name,
+    help="Which wallet of this wallet directory to use.",
+)
+_passphrase_fd_option = _env_option(
+    "--passphrase-fd",
+    envvar="LIQUIDE_PASSPHRASE_FD",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help=f"Read the wallet passphrase as one line from file descriptor N (else ${PASSPHRASE_ENV},"
+    " else a prompt).",
+)
+_backup_passphrase_fd_option = _env_option(
+    "--backup-passphrase-fd",
+    envvar="LIQUIDE_BACKUP_PASSPHRASE_FD",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Read the backup's passphrase as one line from file descriptor N (else"
+    f" ${BACKUP_PASSPHRASE_ENV}, else a prompt).",
+)
+_kdf_option = _env_option(
+    "--kdf-level",
+    envvar="LIQUIDE_KDF_LEVEL",
+    type=click.Choice(list(KDF_LEVELS)),
+    default="moderate",
+    show_default=True,
+    help="Argon2id cost when encrypting. 'min' is for tests only: it barely slows a guesser.",
+)
+_yes_option = _env_option(
+    "--yes", "-y", envvar="LIQUIDE_YES", is_flag=True, help="Answer yes to confirmations."
+)
+_json_option = _env_option(
+    "--json",
+    "as_json",
+    envvar="LIQUIDE_JSON",
+    is_flag=True,
+    help="Print JSON on stdout instead of text.",
+)
 
 
 def _same_passphrase_option(envvar: str, help_text: str) -> Callable[[F], F]:
-    def deco(f: F) -> F:
-        return click.option(
-            "--same-passphrase", is_flag=True, envvar=envvar, show_envvar=True, help=help_text
-        )(f)
-
-    return deco
+    return _env_option("--same-passphrase", envvar=envvar, is_flag=True, help=help_text)
 
 
 def _force_option(envvar: str, help_text: str) -> Callable[[F], F]:
-    def deco(f: F) -> F:
-        return click.option(
-            "--force", is_flag=True, envvar=envvar, show_envvar=True, help=help_text
-        )(f)
-
-    return deco
+    return _env_option("--force", envvar=envvar, is_flag=True, help=help_text)
 
 
 def _current_wallet(name: str) -> Wallet:
@@ -716,17 +685,13 @@ def _say(message: str) -> None:
 
 
 def _node_key_option(envvar: str) -> Callable[[F], F]:
-    def deco(f: F) -> F:
-        return click.option(
-            "--node-key",
-            metavar="VKEY",
-            envvar=envvar,
-            show_envvar=True,
-            help="Pin this node verifier key (origin+keyid+base64, as the city publishes it)"
-            " instead of trusting the key the node announces.",
-        )(f)
-
-    return deco
+    return _env_option(
+        "--node-key",
+        envvar=envvar,
+        metavar="VKEY",
+        help="Pin this node verifier key (origin+keyid+base64, as the city publishes it)"
+        " instead of trusting the key the node announces.",
+    )
 
 
 async def _pin_of(client: NodeClient, url: str, given: str | None) -> NodePin:
@@ -848,27 +813,24 @@ def _online(w: Wallet, fn: Callable[[NodeClient, NodePin], Awaitable[T]]) -> T:
 # Signing and sending ----------------------------------------------------------------------------
 
 
-def _offline_option(f: F) -> F:
-    return click.option(
-        "--offline",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="LIQUIDE_WALLET_OFFLINE",
-        show_envvar=True,
-        metavar="FILE",
-        help="Do not contact the node: write the signed event to FILE (new, mode 0600), to be"
-        " sent later with `liquide submit FILE`.",
-    )(f)
+_offline_option = _env_option(
+    "--offline",
+    envvar="LIQUIDE_WALLET_OFFLINE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Do not contact the node: write the signed event to FILE (new, mode 0600), to be"
+    " sent later with `liquide submit FILE`.",
+)
 
 
 def _scope_options(*, assembly: bool = True) -> Callable[[F], F]:
     def deco(f: F) -> F:
         scopes = ["issue", "area", *(["assembly"] if assembly else [])]
         for scope in scopes:
-            f = click.option(
+            f = _env_option(
                 f"--{scope}",
-                metavar="ID",
                 envvar=f"LIQUIDE_WALLET_{scope.upper()}",
-                show_envvar=True,
+                metavar="ID",
                 help=f"The {scope} (its id, 64 hex digits).",
             )(f)
         return f

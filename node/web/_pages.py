@@ -128,11 +128,29 @@ def _table(attrs: dict[str, object] | None, *children: Child) -> Markup:
     return h("div", {"class_": "scroll"}, h("table", attrs, *children))
 
 
+@dataclass(frozen=True, slots=True)
+class _Num:
+    """The heading of a column of numbers (right-aligned)."""
+
+    label: Child
+
+
+def _thead(*columns: Child | _Num) -> Markup:
+    """A header row of column headings."""
+    cells = [
+        h("th", {"scope": "col", "class_": "num"}, c.label)
+        if isinstance(c, _Num)
+        else h("th", {"scope": "col"}, c)
+        for c in columns
+    ]
+    return h("thead", None, h("tr", None, *cells))
+
+
 def _grid(columns: Sequence[Child], rows: Iterable[Sequence[Child]]) -> Markup:
     """A scrolling table: one header row, and rows whose first cell heads the row."""
     return _table(
         None,
-        h("thead", None, h("tr", None, *[h("th", {"scope": "col"}, c) for c in columns])),
+        _thead(*columns),
         h(
             "tbody",
             None,
@@ -203,17 +221,7 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
                 h("p", None, t("home.proofs.lead", n=len(proofs))),
                 _table(
                     None,
-                    h(
-                        "thead",
-                        None,
-                        h(
-                            "tr",
-                            None,
-                            h("th", {"scope": "col"}, t("home.proofs.kind")),
-                            h("th", {"scope": "col"}, t("home.proofs.origin")),
-                            h("th", {"scope": "col"}, t("home.proofs.where")),
-                        ),
-                    ),
+                    _thead(t("home.proofs.kind"), t("home.proofs.origin"), t("home.proofs.where")),
                     h(
                         "tbody",
                         None,
@@ -268,18 +276,12 @@ def render_home(d: dict[str, Any], p: Page) -> Markup:
             _table(
                 None,
                 h("caption", None, t("home.logs.caption")),
-                h(
-                    "thead",
-                    None,
-                    h(
-                        "tr",
-                        None,
-                        h("th", {"scope": "col"}, t("home.logs.origin")),
-                        h("th", {"scope": "col"}, t("home.logs.kind")),
-                        h("th", {"scope": "col", "class_": "num"}, t("home.size")),
-                        h("th", {"scope": "col", "class_": "num"}, t("home.checkpoint")),
-                        h("th", {"scope": "col", "class_": "num"}, t("home.cosignatures")),
-                    ),
+                _thead(
+                    t("home.logs.origin"),
+                    t("home.logs.kind"),
+                    _Num(t("home.size")),
+                    _Num(t("home.checkpoint")),
+                    _Num(t("home.cosignatures")),
                 ),
                 h(
                     "tbody",
@@ -403,17 +405,11 @@ def _peers(peers: Sequence[dict[str, Any]], t: Translator) -> Markup:
         h("h2", {"id": "peers-h"}, t("home.peers")),
         _table(
             None,
-            h(
-                "thead",
-                None,
-                h(
-                    "tr",
-                    None,
-                    h("th", {"scope": "col"}, t("home.peers.url")),
-                    h("th", {"scope": "col"}, t("home.peers.status")),
-                    h("th", {"scope": "col"}, t("home.peers.last")),
-                    h("th", {"scope": "col"}, t("home.peers.lag")),
-                ),
+            _thead(
+                t("home.peers.url"),
+                t("home.peers.status"),
+                t("home.peers.last"),
+                t("home.peers.lag"),
             ),
             h("tbody", None, *rows),
         ),
@@ -617,20 +613,14 @@ def _ranking_table(tally: dict[str, Any], t: Translator) -> Markup:
     return _table(
         {"class_": "ranking"},
         h("caption", None, t("issue.ranking.caption")),
-        h(
-            "thead",
-            None,
-            h(
-                "tr",
-                None,
-                h("th", {"scope": "col", "class_": "num"}, t("issue.col.rank")),
-                h("th", {"scope": "col"}, t("issue.col.option")),
-                h("th", {"scope": "col", "class_": "num"}, t("issue.col.for")),
-                h("th", {"scope": "col", "class_": "num"}, t("issue.col.against")),
-                h("th", {"scope": "col"}, t("issue.col.direct")),
-                h("th", {"scope": "col"}, t("issue.col.indirect")),
-                h("th", {"scope": "col"}, t("issue.col.sq")),
-            ),
+        _thead(
+            _Num(t("issue.col.rank")),
+            t("issue.col.option"),
+            _Num(t("issue.col.for")),
+            _Num(t("issue.col.against")),
+            t("issue.col.direct"),
+            t("issue.col.indirect"),
+            t("issue.col.sq"),
         ),
         h("tbody", None, *rows),
     )
@@ -641,24 +631,18 @@ def _flow_table(tally: dict[str, Any], t: Translator) -> Markup:
     return _table(
         {"class_": "flow"},
         h("caption", None, t("issue.flow.lead")),
-        h(
-            "thead",
-            None,
-            h(
-                "tr",
-                None,
-                h("th", {"scope": "col"}, t("issue.flow.voter")),
-                *[
-                    h(
-                        "th",
-                        {"scope": "col", "class_": "num"},
+        _thead(
+            t("issue.flow.voter"),
+            *[
+                _Num(
+                    [
                         h("span", {"class_": f"swatch sw-{x}", "aria_hidden": "true"}),
                         t(f"scope.{x}"),
-                    )
-                    for x in parts
-                ],
-                h("th", {"scope": "col", "class_": "num"}, t("issue.flow.total")),
-            ),
+                    ]
+                )
+                for x in parts
+            ],
+            _Num(t("issue.flow.total")),
         ),
         h(
             "tbody",
@@ -726,17 +710,7 @@ def _attestations(att: dict[str, Any], t: Translator) -> Markup:
         body.append(
             _table(
                 None,
-                h(
-                    "thead",
-                    None,
-                    h(
-                        "tr",
-                        None,
-                        h("th", {"scope": "col"}, t("issue.att.node")),
-                        h("th", {"scope": "col"}, t("issue.att.digest")),
-                        h("th", {"scope": "col"}, t("issue.att.agreement")),
-                    ),
-                ),
+                _thead(t("issue.att.node"), t("issue.att.digest"), t("issue.att.agreement")),
                 h(
                     "tbody",
                     None,
@@ -812,17 +786,11 @@ def _parts(tally: dict[str, Any], t: Translator) -> Child:
     return _table(
         {"class_": "parts"},
         h("caption", None, t("issue.parts")),
-        h(
-            "thead",
-            None,
-            h(
-                "tr",
-                None,
-                h("th", {"scope": "col"}, t("issue.parts.origin")),
-                h("th", {"scope": "col", "class_": "num"}, t("issue.parts.size")),
-                h("th", {"scope": "col"}, t("issue.parts.basis")),
-                h("th", {"scope": "col"}, t("issue.parts.flags")),
-            ),
+        _thead(
+            t("issue.parts.origin"),
+            _Num(t("issue.parts.size")),
+            t("issue.parts.basis"),
+            t("issue.parts.flags"),
         ),
         h("tbody", None, *rows),
     )
@@ -1163,17 +1131,7 @@ def render_voter(d: dict[str, Any], p: Page) -> Markup:
         body.append(
             _table(
                 None,
-                h(
-                    "thead",
-                    None,
-                    h(
-                        "tr",
-                        None,
-                        h("th", {"scope": "col"}, t("voter.col.scope")),
-                        h("th", {"scope": "col"}, t("voter.col.target")),
-                        h("th", {"scope": "col"}, t("voter.col.trustees")),
-                    ),
-                ),
+                _thead(t("voter.col.scope"), t("voter.col.target"), t("voter.col.trustees")),
                 h("tbody", None, *rows),
             )
         )
