@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-__all__ = ["DEFAULT", "LANGS", "Translator", "negotiate"]
+__all__ = ["DEFAULT", "LANGS", "REASONS_FR", "Translator", "negotiate"]
 
 LANGS = ("en", "fr")
 DEFAULT = "en"
@@ -404,6 +404,49 @@ _FR: dict[str, str] = {
 CATALOG: Mapping[str, Mapping[str, str]] = {"en": _EN, "fr": _FR}
 
 
+# What each finding reason of protocol.state.REASONS means, for the French pages. The JSON twins
+# and the English pages give the replay's own (English) message; a French page gives this
+# sentence and keeps that message, marked as English, as the detail.
+REASONS_FR: Mapping[str, str] = {
+    "non_canonical": "la feuille n’est pas du JSON canonique du profil d’encodage",
+    "invalid": "un champ enfreint sa règle (type, taille, forme, champ inconnu ou manquant)",
+    "unknown_type": "ce type d’événement n’existe pas dans le protocole",
+    "too_large": "la feuille dépasse MAX_EVENT_BYTES",
+    "trustees_too_long": "une délégation nomme plus de MAX_TRUSTEES délégataires",
+    "duplicate_trustee": "une délégation nomme deux fois le même délégataire",
+    "self_delegation": "une délégation nomme son propre auteur comme délégataire",
+    "bad_signature": "la signature de l’auteur n’est pas valide",
+    "not_city": "un événement de ville signé par une autre clé que celle de la ville",
+    "retired_key": "un événement de ville signé par une clé qu’une passation a retirée",
+    "not_enrolled": "un événement de citoyen par une clé que la ville n’a pas inscrite",
+    "chain_gap": "le numéro de séquence de l’auteur saute au-delà de sa chaîne",
+    "chain_prev": "prev n’est pas l’identifiant de l’événement précédent de l’auteur",
+    "duplicate_event": "le même événement apparaît une deuxième fois",
+    "equivocation": "un autre événement du même auteur à un numéro déjà utilisé (le premier l’emporte)",
+    "seq_reused": "un événement à un numéro déjà utilisé, non comparé (feuille indisponible)",
+    "bad_definition": "une définition transportée est mal formée, mal signée ou d’une non-membre",
+    "not_member": "cette ville n’est pas membre de l’assemblée",
+    "already_known": "l’assemblée est déjà rejointe ou la question déjà adoptée ici",
+    "unknown_assembly": "l’assemblée n’est pas rejointe dans ce journal",
+    "unknown_area": "le domaine n’est pas défini dans ce journal",
+    "area_mismatch": "une question et son domaine nomment des assemblées ou domaines différents",
+    "city_key": "l’inscription d’une clé qui est ou a été la clé de la ville",
+    "key_reused": "une passation vers une clé qui est ou a été la clé de la ville",
+    "citizen_key": "une passation vers une clé inscrite ici ou qui a signé des événements de citoyen ici",
+    "already_enrolled": "l’inscription d’une clé déjà inscrite ici",
+    "unknown_citizen": "la désinscription d’une clé qui n’est pas inscrite ici",
+    "unknown_issue": "la question n’est pas adoptée dans ce journal",
+    "already_sealed": "un deuxième scellé de la question",
+    "issue_sealed": "un bulletin, un retrait ou une délégation de question après le scellé de la ville",
+    "unknown_option": "un bulletin note une option que la question n’a pas",
+    "unknown_target": "la cible de la délégation n’est pas connue dans ce journal",
+    "no_delegation": "la révocation d’une délégation qui n’existe pas",
+    "no_ballot": "un retrait sans bulletin",
+    "attest_repeated": "une deuxième attestation du même registre",
+    "enrolled_twice": "une clé inscrite par deux villes membres : exclue du corps électoral",
+}
+
+
 class Translator:
     """Messages, numbers and times in one language."""
 
@@ -417,6 +460,12 @@ class Translator:
         """The message ``key`` with ``{name}`` placeholders filled in (KeyError if unknown)."""
         text = self.messages[key]
         return text.format(**values) if values else text
+
+    def reason(self, code: str, message: str) -> tuple[str, str | None]:
+        """A finding's sentence in this language, and the replay's English detail if it differs."""
+        if self.lang == "fr" and code in REASONS_FR:
+            return REASONS_FR[code], message
+        return message, None
 
     def num(self, n: int) -> str:
         """``n`` with thousands separators (a narrow no-break space in French)."""

@@ -804,19 +804,23 @@ def _findings(found: Sequence[dict[str, Any]], t: Translator) -> Child:
         h(
             "ul",
             {"class_": "findings"},
-            *[
-                h(
-                    "li",
-                    None,
-                    _code(str(f.get("reason"))),
-                    " ",
-                    str(f.get("origin", "")),
-                    ": ",
-                    str(f.get("message", "")),
-                )
-                for f in found
-            ],
+            *[_finding(f, t) for f in found],
         ),
+    )
+
+
+def _finding(f: dict[str, Any], t: Translator) -> Markup:
+    """One finding: its reason code, the city, and what it means in the page's language."""
+    sentence, detail = t.reason(str(f.get("reason")), str(f.get("message", "")))
+    return h(
+        "li",
+        None,
+        _code(str(f.get("reason"))),
+        " ",
+        str(f.get("origin", "")),
+        ": ",
+        sentence,
+        None if detail is None else [" (", h("span", {"lang": "en"}, detail), ")"],
     )
 
 

@@ -29,8 +29,10 @@ from node.server import create_app
 from node.store import LeafRow
 from node.web import WEB_KEY
 from node.web._html import Markup, h
-from node.web._i18n import CATALOG, negotiate
+from node.web._i18n import CATALOG, REASONS_FR, Translator, negotiate
+from node.web._pages import _findings
 from protocol.events import Event
+from protocol.state import REASONS
 
 T0 = 1_800_000_000
 ORIGIN = "lyon.example/liquide"
@@ -356,6 +358,21 @@ def test_catalogs_have_the_same_keys() -> None:
     for key, text in CATALOG["en"].items():
         fields = set(re.findall(r"{(\w+)}", text))
         assert fields == set(re.findall(r"{(\w+)}", CATALOG["fr"][key])), key
+
+
+def test_every_finding_reason_has_a_french_sentence() -> None:
+    assert REASONS_FR.keys() == REASONS.keys()
+
+
+def test_findings_speak_the_page_language_and_keep_the_detail() -> None:
+    found = [{"reason": "bad_signature", "origin": "a.example/l", "message": "event 7: forged"}]
+    fr = str(_findings(found, Translator("fr")))
+    assert REASONS_FR["bad_signature"] in fr
+    assert '<span lang="en">event 7: forged</span>' in fr
+    en = str(_findings(found, Translator("en")))
+    assert "event 7: forged" in en
+    assert REASONS_FR["bad_signature"] not in en
+    assert 'lang="en"' not in en
 
 
 async def test_every_page_is_accessible_in_both_languages(client: Any) -> None:
