@@ -74,6 +74,7 @@ __all__ = [
     "DelegateBody",
     "EnrolBody",
     "Event",
+    "HandoverBody",
     "IssueAdoptBody",
     "IssueBody",
     "Majority",
@@ -112,7 +113,7 @@ SCOPES: Final = ("assembly", "area", "issue")
 
 CITY_TYPES: Final = frozenset(
     {"assembly", "assembly.join", "area", "issue", "issue.adopt", "enrol", "unenrol", "seal",
-     "attest"}
+     "attest", "handover"}
 )  # fmt: skip
 CITIZEN_TYPES: Final = frozenset({"delegate", "revoke", "ballot", "withdraw"})
 EVENT_TYPES: Final = CITY_TYPES | CITIZEN_TYPES
@@ -626,6 +627,30 @@ class AttestBody:
         return {"record": self.record, "digest": self.digest, "issue": self.issue}
 
 
+@dataclass(frozen=True, slots=True)
+class HandoverBody:
+    """``handover``: the city key in effect names its successor (docs/PROTOCOL.md §3).
+
+    Signed by the key in effect at its leaf; from the next leaf on, every city event and every
+    checkpoint of the log is signed by ``key``. Which keys may be named is a replay rule
+    (:mod:`protocol.state`): never a key this city used before, nor an enrolled citizen's.
+    """
+
+    key: str
+
+    TYPE: ClassVar[str] = "handover"
+    KEYS: ClassVar[frozenset[str]] = frozenset({"key"})
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "body") -> HandoverBody:
+        d = _obj(d, where, cls.KEYS)
+        parse_key(d["key"], f"{where}.key")
+        return cls(d["key"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key}
+
+
 def _scope(value: Any, where: str) -> str:
     if type(value) is not str or value not in SCOPES:
         raise _fail(f"{where}.scope", "must be assembly, area or issue")
@@ -744,6 +769,7 @@ Body: TypeAlias = (
     | UnenrolBody
     | SealBody
     | AttestBody
+    | HandoverBody
     | DelegateBody
     | RevokeBody
     | BallotBody
@@ -762,6 +788,7 @@ _BODIES: Final[dict[str, Any]] = {
         UnenrolBody,
         SealBody,
         AttestBody,
+        HandoverBody,
         DelegateBody,
         RevokeBody,
         BallotBody,

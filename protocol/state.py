@@ -15,7 +15,9 @@ Each leaf goes through these steps; the first that fails decides the finding:
 
 1. decode (canonical bytes, field rules);
 2. the author's signature;
-3. authority: a city type must be signed by the city's key, a citizen type by an enrolled key;
+3. authority: a city type must be signed by the city key in effect at that leaf (the pinned key,
+   then each key a ``handover`` named, see :meth:`State.key_at`), a citizen type by an enrolled
+   key;
 4. the author's chain (:mod:`protocol.chain`); an accepted event then becomes the chain's head,
    even if step 5 rejects its effect, because the author did sign it at that place;
 5. the type's governance rule (known targets, seals, options, ...), then its effect.
@@ -47,6 +49,7 @@ from .events import (
     DelegateBody,
     EnrolBody,
     Event,
+    HandoverBody,
     IssueAdoptBody,
     IssueBody,
     RevokeBody,
@@ -82,6 +85,7 @@ REASONS: Final[Mapping[str, str]] = {
     "bad_signature": "the author's signature does not verify",
     # step 3
     "not_city": "a city event type signed by a key other than this city's",
+    "retired_key": "a city event signed by a city key that a handover retired",
     "not_enrolled": "a citizen event by a key this city has not enrolled",
     # step 4
     "chain_gap": "the author's seq skips ahead of its chain",
@@ -96,7 +100,9 @@ REASONS: Final[Mapping[str, str]] = {
     "unknown_assembly": "the assembly is not joined in this log",
     "unknown_area": "the area is not defined in this log",
     "area_mismatch": "an issue and its area name different assemblies or areas",
-    "city_key": "an enrolment of the city's own key",
+    "city_key": "an enrolment of a key that is or was this city's key",
+    "key_reused": "a handover to a key that is or was this city's key",
+    "citizen_key": "a handover to a key ever enrolled here or that signed events here",
     "already_enrolled": "an enrolment of a key that is already enrolled here",
     "unknown_citizen": "an unenrolment of a key that is not enrolled here",
     "unknown_issue": "the issue is not adopted in this log",
@@ -230,7 +236,8 @@ class State:
     """The governance state of one city's log after replaying its first :attr:`size` leaves.
 
     ``State(origin, key)`` is the state of an empty log of the city with that log origin and
-    that ``lqpk1…`` key. ``leaves``, when given, returns earlier leaves of the same log: replay
+    that ``lqpk1…`` key: :attr:`key` stays that pinned (anchor) key, while :attr:`city_key` is
+    the key in effect after the handovers replayed so far (:attr:`handovers`). ``leaves``, when given, returns earlier leaves of the same log: replay
     uses it to tell an equivocation (with its proof) from a duplicate at an old ``seq``; without
     it such a leaf is reported as ``seq_reused``.
     """
@@ -239,6 +246,9 @@ class State:
         parse_key(key, "key")
         self.origin = origin
         self.key = key
+        self.city_key = key
+        self.handovers: list[tuple[int, str]] = []
+        """``(leaf index, new key)`` of every accepted handover, in log order."""
         self.leaves = leaves
         self.size = 0
         self.assemblies: dict[str, _Def] = {}
@@ -256,6 +266,21 @@ class State:
         self._pending: dict[str, int] = {}
 
     # --- reading ---------------------------------------------------------------------------
+
+    def key_at(self, size: int) -> str:
+        """The city key in effect after ``size`` leaves: the key that signs a checkpoint of
+        ``size`` leaves and any city event at leaf ``size`` (the pinned key, then the key of
+        the last handover among leaves ``[0, size)``). Known only for handovers replayed so
+        far, so for ``size`` up to :attr:`size`; raises ``ValueError`` beyond it.
+        """
+        if size > self.size:
+            raise ValueError(f"the key at size {size} is not known: replay is at {self.size}")
+        n = bisect.bisect_left(self.handovers, size, key=lambda h: h[0])
+        return self.key if n == 0 else self.handovers[n - 1][1]
+
+    def city_keys(self) -> list[str]:
+        """Every key this city has used, the pinned key first and the one in effect last."""
+        return [self.key, *(k for _, k in self.handovers)]
 
     def head(self, author: str) -> Head | None:
         """The author's chain head in this log, or None."""
@@ -359,7 +384,13 @@ class State:
         author = ev.author
         city_type = ev.type in CITY_TYPES
         if city_type:
-            if author != self.key:
+            if author != self.city_key:
+                if author == self.key or any(k == author for _, k in self.handovers):
+                    raise _Reject(
+                        "retired_key",
+                        f"{ev.type} signed by {author}, a key of {self.origin} that a handover "
+                        f"retired; the key in effect is {self.city_key}",
+                    )
                 raise _Reject("not_city", f"{ev.type} signed by {author}, not by {self.origin}")
         elif author not in self.enrolled:
             raise _Reject("not_enrolled", f"{ev.type} by {author}, not enrolled by {self.origin}")
@@ -420,7 +451,7 @@ class State:
         d = _body(ev, AssemblyJoinBody).assembly
         _check_definition(d, "assembly definition")
         body = _body(d, AssemblyBody)
-        if body.member_by_key(d.author) is None:
+        if not self._by_member(body, d.author):
             raise _Reject("bad_definition", f"assembly {d.id} is signed by a non-member key")
         member = body.member(self.origin)
         if member is None or member.key != self.key:
@@ -429,6 +460,15 @@ class State:
             raise _Reject("already_known", f"assembly {d.id} is already joined")
         if commit:
             self.assemblies[d.id] = _Def(d, index)
+
+    def _by_member(self, assembly: AssemblyBody, author: str) -> bool:
+        """Whether a carried definition's author is a member city's key: its pinned key or,
+        for this city, any key of its own schedule (the other cities' handovers are not in
+        this log, so their definitions must be signed by their pinned keys)."""
+        if assembly.member_by_key(author) is not None:
+            return True
+        own = assembly.member(self.origin)
+        return own is not None and own.key == self.key and author in self.city_keys()
 
     def _rule_area(self, index: int, ev: Event, commit: bool) -> None:
         body = _body(ev, AreaBody)
@@ -462,7 +502,7 @@ class State:
             raise _Reject("unknown_assembly", f"assembly {ib.assembly} is not joined here")
         members = _body(asm.event, AssemblyBody)
         for what, d in (("issue", iss), ("area", area)):
-            if members.member_by_key(d.author) is None:
+            if not self._by_member(members, d.author):
                 raise _Reject("bad_definition", f"the {what} is signed by a non-member key")
         if iss.id in self.issues:
             raise _Reject("already_known", f"issue {iss.id} is already adopted")
@@ -482,8 +522,8 @@ class State:
 
     def _rule_enrol(self, index: int, ev: Event, commit: bool) -> None:
         body = _body(ev, EnrolBody)
-        if body.key == self.key:
-            raise _Reject("city_key", "the city's own key cannot be enrolled as a citizen")
+        if body.key in self.city_keys():
+            raise _Reject("city_key", "a key that is or was the city's cannot be enrolled")
         if body.key in self.enrolled:
             raise _Reject("already_enrolled", f"{body.key} is already enrolled here")
         if commit:
@@ -519,6 +559,17 @@ class State:
             raise _Reject("attest_repeated", f"record {body.record} is already attested here")
         if commit:
             self.attestations[body.record] = Attestation(body.issue, body.digest, index)
+
+    def _rule_handover(self, index: int, ev: Event, commit: bool) -> None:
+        new = _body(ev, HandoverBody).key
+        if new in self.city_keys():
+            what = "the key in effect" if new == self.city_key else "a retired key"
+            raise _Reject("key_reused", f"a handover to {new}, {what} of {self.origin}")
+        if new in self.chains or any(r.key == new for r in self.roll):
+            raise _Reject("citizen_key", f"a handover to {new}, a citizen key of {self.origin}")
+        if commit:
+            self.handovers.append((index, new))
+            self.city_key = new
 
     def _target(self, scope: str, target: str) -> None:
         known = {"assembly": self.assemblies, "area": self.areas, "issue": self.issues}[scope]
@@ -578,6 +629,8 @@ class State:
         """An independent copy (a snapshot: events are immutable and shared)."""
         new = State(self.origin, self.key, leaves=self.leaves)
         new.size = self.size
+        new.city_key = self.city_key
+        new.handovers = list(self.handovers)
         new.assemblies = dict(self.assemblies)
         new.areas = dict(self.areas)
         new.issues = dict(self.issues)
@@ -602,6 +655,7 @@ class State:
             "v": 1,
             "origin": self.origin,
             "key": self.key,
+            "handovers": [{"index": i, "key": k} for i, k in self.handovers],
             "size": self.size,
             "assemblies": defs(self.assemblies),
             "areas": defs(self.areas),
@@ -637,6 +691,19 @@ class State:
             raise ValidationError("state.v: must be 1")
         s = cls(_str(d["origin"], "state.origin"), _key(d["key"], "state.key"), leaves=leaves)
         s.size = _int(d["size"], "state.size")
+        handovers = d["handovers"]
+        if type(handovers) is not list:
+            raise ValidationError("state.handovers: must be an array")
+        for n, raw in enumerate(handovers):
+            w = f"state.handovers[{n}]"
+            h = _obj(raw, w, frozenset({"index", "key"}))
+            index, key = _int(h["index"], f"{w}.index"), _key(h["key"], f"{w}.key")
+            if index >= s.size or (s.handovers and index <= s.handovers[-1][0]):
+                raise ValidationError(f"{w}.index: must grow and lie below state.size")
+            if key in s.city_keys():
+                raise ValidationError(f"{w}.key: a key this city already used")
+            s.handovers.append((index, key))
+            s.city_key = key
 
         def defs(m: Any, where: str, type_: str) -> dict[str, _Def]:
             out = {}
@@ -736,6 +803,7 @@ _STATE_KEYS: Final = frozenset(
         "v",
         "origin",
         "key",
+        "handovers",
         "size",
         "assemblies",
         "areas",
@@ -763,6 +831,7 @@ _RULES: Final[dict[str, Callable[[State, int, Event, bool], None]]] = {
     "unenrol": State._rule_unenrol,
     "seal": State._rule_seal,
     "attest": State._rule_attest,
+    "handover": State._rule_handover,
     "delegate": State._rule_delegate,
     "revoke": State._rule_revoke,
     "ballot": State._rule_ballot,

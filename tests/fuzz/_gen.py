@@ -103,6 +103,7 @@ def valid_events() -> dict[str, Event]:
     out["seal"] = c("seal", {"issue": issue.id})
     out["attest"] = c("attest", {"record": h, "digest": h, "issue": issue.id})
     out["unenrol"] = c("unenrol", {"key": pk("alice"), "ref": "reg-0001"})
+    out["handover"] = c("handover", {"key": pk("city-2")})
     out["delegate"] = a(
         "delegate", {"scope": "area", "target": area.id, "trustees": [pk("bob"), pk("carol")]}
     )

@@ -17,10 +17,10 @@ from crypto import BadSignatureError, LiquideError
 from protocol.chain import EquivocationProof
 from protocol.encoding import decode, encode
 from protocol.errors import EncodingError, ProtocolError, ValidationError
-from protocol.events import Event
+from protocol.events import CITY_TYPES, Event
 from protocol.state import State
 
-from ._gen import CITY, ORIGIN, fuzz_settings, json_values, mutated, mutated_bytes, valid_events
+from ._gen import CITY, ORIGIN, T0, fuzz_settings, json_values, mutated, mutated_bytes, valid_events
 
 EVENTS = valid_events()
 TYPES = sorted(EVENTS)
@@ -200,17 +200,30 @@ def test_equivocation_proofs_from_hostile_dicts(data: st.DataObject) -> None:
     assert {proof.first.id, proof.second.id} == {a.id, b.id}
 
 
-def test_a_city_key_handover_is_not_in_version_1() -> None:
-    """Key rotation (``handover``) is reserved: a v1 node refuses it as an unknown type."""
+@pytest.mark.parametrize("type_", sorted(CITY_TYPES))
+def test_after_a_handover_every_city_type_by_the_old_key_is_a_retired_key_finding(
+    type_: str,
+) -> None:
+    """Once the city key hands over, each city event type signed by the old key is refused
+    with ``retired_key`` (naming the key in effect), by replay and by check alike."""
     from ._gen import sk
 
-    d = EVENTS["seal"].to_dict()
-    body = {"new_key": sk("city-2").public_key.to_text()}
-    with pytest.raises(ValidationError, match="type"):
-        Event.create(CITY, "handover", body, 99, EVENTS["attest"].id, d["ts"])
-    forged = {**d, "type": "handover", "body": body}
-    with pytest.raises(ValidationError, match="type"):
-        Event.from_dict(forged)
+    state, n = _city_state()
+    new = sk("city-2").public_key.to_text()
+    old = CITY.public_key.to_text()
+    head = state.head(old)
+    assert head is not None
+    handover = Event.create(CITY, "handover", {"key": new}, head.seq + 1, head.id, T0)
+    assert state.apply(n, handover.encode()) == []
+    assert state.key_at(n) == old
+    assert state.key_at(n + 1) == state.city_key == new
+    ev = Event.create(CITY, type_, EVENTS[type_].body.to_dict(), head.seq + 2, handover.id, T0)  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError) as exc:
+        state.check(ev)
+    assert exc.value.code == "retired_key"
+    assert new in exc.value.message
+    [finding] = state.apply(n + 1, ev.encode())
+    assert finding.reason == "retired_key"
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,7 @@ class World:
         self.bob = Author(key("bob"))
         self.carol = Author(key("carol"))
         self.mallory = Author(key("mallory"))
+        self.a2 = Author(key("city-a-2"))  # A's key after a handover
         self.asm = self.a.sign("assembly", assembly_body([(A, self.a.pk), (B, self.b.pk)]))
         self.area = self.a.sign("area", {"assembly": self.asm.id, "name": "Mobilité"})
         self.issue = self.a.sign("issue", issue_body(self.asm.id, self.area.id, opens=T0 + 100))
@@ -137,6 +138,9 @@ CASES: dict[str, Case] = {
     "unknown_target": lambda w: ("a", [w.alice.sign("delegate", {"scope": "area", "target": w.asm.id, "trustees": []}).leaf]),
     "no_delegation": lambda w: ("a", [w.alice.sign("revoke", {"scope": "area", "target": w.area.id}).leaf]),
     "no_ballot": lambda w: ("a", [w.alice.sign("withdraw", {"issue": w.issue.id}).leaf]),
+    "retired_key": lambda w: ("a", [w.a.sign("handover", {"key": w.a2.pk}).leaf, w.a.sign("seal", {"issue": w.issue.id}).leaf]),
+    "key_reused": lambda w: ("a", [w.a.sign("handover", {"key": w.a.pk}).leaf]),
+    "citizen_key": lambda w: ("a", [w.a.sign("handover", {"key": w.alice.pk}).leaf]),
     "attest_repeated": lambda w: ("a", [w.a.sign("attest", {"record": H9, "digest": H9, "issue": H9}).leaf] * 1 + [w.a.sign("attest", {"record": H9, "digest": "8" * 64, "issue": H9}).leaf]),
 }  # fmt: skip
 
@@ -167,13 +171,20 @@ EXTRA_CASES: list[tuple[str, Case]] = [
     ("not_enrolled", lambda w: ("a", [w.a.sign("unenrol", {"key": w.alice.pk, "ref": "left"}).leaf, w.ballot(w.alice)])),
     ("not_enrolled", lambda w: ("b", [w.ballot(w.alice)])),  # a citizen of A voting in B's log
     ("not_city", lambda w: ("b", [w.a.sign("seal", {"issue": w.issue.id}).leaf])),
+    ("not_city", lambda w: ("a", [w.a.sign("handover", {"key": w.a2.pk}).leaf, w.mallory.sign("seal", {"issue": w.issue.id}).leaf])),
+    ("retired_key", lambda w: ("a", [w.a.sign("handover", {"key": w.a2.pk}).leaf, w.a.sign("handover", {"key": w.mallory.pk}).leaf])),
+    ("key_reused", lambda w: ("a", [w.a.sign("handover", {"key": w.a2.pk}).leaf, w.a2.sign("handover", {"key": w.a.pk}).leaf])),
+    # a key that signed citizen events here stays refused after its unenrolment (its chain stays)
+    ("citizen_key", lambda w: ("a", [w.ballot(w.alice), w.a.sign("unenrol", {"key": w.alice.pk, "ref": "left"}).leaf, w.a.sign("handover", {"key": w.alice.pk}).leaf])),
+    ("city_key", lambda w: ("a", [w.a.sign("handover", {"key": w.a2.pk}).leaf, w.a2.sign("enrol", {"key": w.a.pk, "ref": "old"}).leaf])),
+    ("city_key", lambda w: ("a", [w.a.sign("handover", {"key": w.a2.pk}).leaf, w.a2.sign("enrol", {"key": w.a2.pk, "ref": "new"}).leaf])),
 ]  # fmt: skip
 
 STEP5 = {
     "bad_definition", "not_member", "already_known", "unknown_assembly", "unknown_area",
     "area_mismatch", "city_key", "already_enrolled", "unknown_citizen", "unknown_issue",
     "already_sealed", "issue_sealed", "unknown_option", "unknown_target", "no_delegation",
-    "no_ballot", "attest_repeated",
+    "no_ballot", "attest_repeated", "key_reused", "citizen_key",
 }  # fmt: skip
 # check() compares only with the head; with a lookup, replay refines seq_reused.
 CHECK_CODE: dict[str, str] = {}
@@ -448,19 +459,26 @@ class Generator:
         for i, leaf in enumerate(self.log):
             self.state.apply(i, leaf)
         self.people = [self.w.alice, self.w.bob, self.w.carol, self.w.mallory]
+        self.city_keys = [self.w.a]  # every key A used, the one it believes in effect last
+        self.handovers = 0
+
+    def _follow(self, author: Author) -> Author:
+        head = self.state.head(author.pk)
+        author.seq, author.prev = (0, None) if head is None else (head.seq, head.id)
+        return author
 
     def step(self) -> None:
         w, d = self.w, self.data
-        who = d.draw(st.sampled_from(self.people))
-        head = self.state.head(who.pk)
-        who.seq, who.prev = (0, None) if head is None else (head.seq, head.id)
-        who.ts = w.a.ts = T0 + d.draw(st.integers(0, 300))
+        who = self._follow(d.draw(st.sampled_from(self.people)))
+        city = self._follow(self.city_keys[-1])
+        who.ts = city.ts = T0 + d.draw(st.integers(0, 300))
+        to: Author | None = None
         targets = [("assembly", w.asm.id), ("area", w.area.id), ("issue", w.issue.id), ("area", H9)]
         kind = d.draw(st.sampled_from(
             ["enrol", "unenrol", "delegate", "revoke", "ballot", "withdraw", "seal", "attest",
-             "garbage", "gap", "equivocate"]))  # fmt: skip
+             "garbage", "gap", "equivocate", "handover", "retired"]))  # fmt: skip
         if kind in ("enrol", "unenrol"):
-            leaf = w.a.sign(kind, {"key": who.pk, "ref": "r"}).leaf
+            leaf = city.sign(kind, {"key": who.pk, "ref": "r"}).leaf
         elif kind == "delegate":
             scope, target = d.draw(st.sampled_from(targets))
             trustees = d.draw(
@@ -484,9 +502,18 @@ class Generator:
         elif kind == "withdraw":
             leaf = who.sign("withdraw", {"issue": w.issue.id}).leaf
         elif kind == "seal":
-            leaf = w.a.sign("seal", {"issue": w.issue.id}).leaf
+            leaf = city.sign("seal", {"issue": w.issue.id}).leaf
+        elif kind == "handover":
+            # mostly to a fresh key; sometimes to a citizen's or an already used city key
+            self.handovers += 1
+            fresh = Author(key(f"city-a-{self.handovers}"))
+            to = d.draw(st.sampled_from([fresh, fresh, who, *self.city_keys]))
+            leaf = city.sign("handover", {"key": to.pk}).leaf
+        elif kind == "retired":
+            old = self._follow(d.draw(st.sampled_from(self.city_keys)))
+            leaf = old.sign("seal", {"issue": w.issue.id}).leaf
         elif kind == "attest":
-            leaf = w.a.sign(
+            leaf = city.sign(
                 "attest",
                 {
                     "record": d.draw(st.sampled_from([H9, "8" * 64])),
@@ -502,8 +529,13 @@ class Generator:
             at = d.draw(st.integers(1, max(1, who.seq)))
             leaf = who.sign("ballot", {"issue": w.issue.id, "grades": {"b": d.draw(st.integers(-2, 2))}},
                             seq=at, prev=None if at == 1 else H9, advance=False).leaf  # fmt: skip
-        self.state.apply(len(self.log), leaf)
+        findings = self.state.apply(len(self.log), leaf)
         self.log.append(leaf)
+        if to is not None and not findings:
+            self.city_keys.append(to)
+            if to in self.people:
+                self.people.remove(to)
+        assert self.state.city_key == self.city_keys[-1].pk
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -532,6 +564,10 @@ def test_incremental_replay_equals_full_replay(data: st.DataObject) -> None:
                 findings += s.apply_event(i, ev)
     assert s == full.state
     assert s.to_dict() == full.state.to_dict()
+    assert s.key_at(s.size) == s.city_key == g.city_keys[-1].pk
+    for h, new in s.handovers:  # the schedule: the new key from the leaf after the handover
+        assert s.key_at(h) != new
+        assert s.key_at(h + 1) == new
     assert [f.to_dict() for f in findings] == [f.to_dict() for f in full.findings]
     for f in findings:
         if f.proof is not None:
