@@ -360,6 +360,32 @@ class SignedCheckpoint:
         self.note().verify(origin, key)
         return self.checkpoint
 
+    def signer(self, origin: str, keys: Sequence[PublicKey]) -> PublicKey:
+        """The first of ``keys`` (an origin's keys across its handovers) that signed this.
+
+        A log's checkpoint of size ``n`` must be signed by the key in effect after its leaf
+        ``n - 1`` (docs/PROTOCOL.md §6.2); the caller compares the returned key with that one.
+        Raises :class:`CheckpointError` if the origin differs or no key of ``keys`` has a
+        signature that verifies (naming the pinned key's problem when there is one key).
+        """
+        if not keys:
+            raise CheckpointError(f"no key of {origin!r} to verify the checkpoint with")
+        first: CheckpointError | None = None
+        for key in keys:
+            try:
+                self.verify(origin, key)
+            except CheckpointError as exc:
+                first = first or exc
+                continue
+            return key
+        assert first is not None
+        if len(keys) == 1:
+            raise first
+        raise CheckpointError(
+            f"checkpoint of size {self.checkpoint.size} is signed by none of the {len(keys)} "
+            f"keys of {origin} (the pinned key and its handovers): {first.message}"
+        )
+
     def with_signature(self, sig: NoteSignature | str) -> SignedCheckpoint:
         """Return a copy carrying ``sig`` (a signature or its line), replacing any earlier
         signature with the same key name and key ID (a witness's newer cosignature, say)."""
@@ -789,20 +815,24 @@ class SplitViewProof:
             )
         return proof
 
-    def verify(self, key: PublicKey) -> None:
+    def verify(self, key: PublicKey, *handed_over: PublicKey) -> None:
         """Check offline that this proves the log with ``key`` misbehaved; return None if so.
 
-        Raises :class:`ProofError` unless both checkpoints are signed by ``key`` under the
-        origin's name and either (roots) they have one size and two roots, or (inclusion) both
-        inclusion proofs verify against their checkpoints and place different leaves at one
-        index.
+        Raises :class:`ProofError` unless both checkpoints are signed under the origin's name
+        by ``key`` or by one of the keys it handed over to (``handed_over``, which the caller
+        followed from ``key`` through the log's handover events: two conflicting views signed by
+        two keys of one city are still that city's doing), and either (roots) they have one size
+        and two roots, or (inclusion) both inclusion proofs verify against their checkpoints and
+        place different leaves at one index.
         """
+        keys = (key, *handed_over)
         cps = []
         for i, sc in enumerate(self.checkpoints):
             try:
-                cps.append(sc.verify(self.origin, key))
+                sc.signer(self.origin, keys)
             except CheckpointError as e:
                 raise ProofError(f"split view: checkpoint {i}: {e.message}") from None
+            cps.append(sc.checkpoint)
         a, b = cps
         if self.kind == "roots":
             if a.size != b.size:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from crypto import domain_message
+from crypto import PublicKey, domain_message
 from protocol.chain import EquivocationProof
 from protocol.checkpoint import (
     Checkpoint,
@@ -46,7 +46,7 @@ from protocol.tally import TallyInput, tally
 
 from ._material import LogMaterial, NodeMaterial, SavedLog, SavedState, SealedPart
 from ._report import Finding, IssueResult, OptionBar, Report
-from ._trust import PinnedLog, Trust
+from ._trust import PinnedLog, Trust, handover_keys
 
 __all__ = ["STEP3_REASONS", "SignatureBatcher", "Verification", "verify"]
 
@@ -106,6 +106,8 @@ class _Cp:
     signed: SignedCheckpoint
     cp: Checkpoint
     cosigs: dict[str, int]
+    signer: str = ""
+    """The key of the origin (pinned or handed over to) whose signature verified."""
 
 
 @dataclass(slots=True)
@@ -138,6 +140,8 @@ class _Log:
     replayed: bool = False
     seal_parts: dict[str, SealedPart] = field(default_factory=dict)
     broken: bool = False
+    keys: list[PublicKey] = field(default_factory=list)
+    """The pinned key and the keys its handovers name (step 1; replay says which is in effect)."""
 
     @property
     def origin(self) -> str:
@@ -222,12 +226,13 @@ def verify(
         return Verification(report, saved or SavedState(trust.digest()))
     ctx.trust = resolved
     report.assembly = resolved.assembly_id
-    logs = _step1(ctx, nodes)
+    logs = _step1(ctx, nodes, saved)
     for log in logs.values():
         log.saved = None if saved is None else saved.logs.get(log.origin)
         _stream(ctx, log)
     for log in logs.values():
         _compare_views(ctx, log)
+        _check_signers(ctx, log)
     _require_cities(ctx, logs)
     sealed_before = {} if saved is None else saved.sealed
     tallies_before = {} if saved is None else saved.tallies
@@ -300,7 +305,9 @@ def _find_definition(entries: Sequence[bytes], want: str) -> Event | None:
 # --- step 1 ----------------------------------------------------------------------------------
 
 
-def _step1(ctx: _Ctx, nodes: Sequence[NodeMaterial]) -> dict[str, _Log]:
+def _step1(
+    ctx: _Ctx, nodes: Sequence[NodeMaterial], saved: SavedState | None = None
+) -> dict[str, _Log]:
     trust = ctx.trust
     s1 = ctx.report.step(1)
     logs: dict[str, _Log] = {}
@@ -314,15 +321,26 @@ def _step1(ctx: _Ctx, nodes: Sequence[NodeMaterial]) -> dict[str, _Log]:
         pins.setdefault(w.name, (PinnedLog(w.name, w.key), False, True))
     for origin, (pin, member, optional) in pins.items():
         logs[origin] = _Log(pin, member, optional)
+    served: list[tuple[_Log, _View]] = []
     for node in nodes:
         for origin, mat in node.logs.items():
             log = logs.get(origin)
             if log is None:
                 s1.count("unpinned logs ignored")
                 continue
-            view = _View(node.node, mat)
-            if _check_view(ctx, log, view):
-                log.views.append(view)
+            served.append((log, _View(node.node, mat)))
+    for log in logs.values():
+        # The keys checkpoints may be signed with: the pin, then the handovers it signed.
+        before = None if saved is None else saved.logs.get(log.origin)
+        start = [log.pin.key_text] if before is None else before.state.city_keys()
+        if log.optional:
+            log.keys = [log.pin.key]
+        else:
+            views = [v.mat.entries for g, v in served if g is log and v.mat.entries is not None]
+            log.keys = handover_keys(start, views)
+    for log, view in served:
+        if _check_view(ctx, log, view):
+            log.views.append(view)
     for origin, log in logs.items():
         if log.member and not any(v.cps for v in log.views):
             ctx.add(
@@ -337,7 +355,7 @@ def _step1(ctx: _Ctx, nodes: Sequence[NodeMaterial]) -> dict[str, _Log]:
 
 def _check_view(ctx: _Ctx, log: _Log, view: _View) -> bool:
     s1 = ctx.report.step(1)
-    origin, key = log.origin, log.pin.key
+    origin, keys = log.origin, log.keys
     severity = "info" if log.optional else "error"
     for text in view.mat.checkpoints:
         try:
@@ -349,7 +367,7 @@ def _check_view(ctx: _Ctx, log: _Log, view: _View) -> bool:
             continue
         cp = sc.checkpoint
         try:
-            sc.verify(origin, key)
+            signer = sc.signer(origin, keys).to_text()
         except CheckpointError as exc:
             if log.optional:
                 s1.count("logs not signed by their witness key")
@@ -389,8 +407,35 @@ def _check_view(ctx: _Ctx, log: _Log, view: _View) -> bool:
         s1.count("cosignatures verified", len(cosigs))
         if len(cosigs) >= ctx.trust.k:
             s1.count("checkpoints with k cosignatures")
-        view.cps.append(_Cp(view.node, sc, cp, cosigs))
+        view.cps.append(_Cp(view.node, sc, cp, cosigs, signer))
     return True
+
+
+def _check_signers(ctx: _Ctx, log: _Log) -> None:
+    """Step 1, after replay: each checkpoint within the verified history must be signed by the
+    key in effect at its size (docs/PROTOCOL.md §6.2), not by a key a handover retired."""
+    state = log.state
+    if state is None or (not state.handovers and len(log.keys) == 1):
+        return
+    for c in log.all_cps():
+        size = c.cp.size
+        if size > state.size or log.roots.get(size) != c.cp.root:
+            continue
+        want = state.key_at(size)
+        if c.signer == want:
+            continue
+        retired = c.signer in state.city_keys()[: state.city_keys().index(want)]
+        ctx.add(
+            1,
+            "error",
+            "retired_key" if retired else "checkpoint_key",
+            f"checkpoint of size {size} is signed by {c.signer}, "
+            + ("a key that a handover retired" if retired else "a key not in effect at that size")
+            + f"; the key in effect is {want}",
+            origin=log.origin,
+            index=size,
+            node=c.node,
+        )
 
 
 # --- streaming the primary view: steps 3, 4 (roots) and 5 --------------------------------------
@@ -790,7 +835,7 @@ def _inclusion_split(log: _Log, primary: _View, view: _View, bad: _Cp) -> SplitV
 
 def _report_split(ctx: _Ctx, log: _Log, proof: SplitViewProof, node: str, other: str) -> None:
     try:
-        proof.verify(log.pin.key)
+        proof.verify(*log.keys)
     except ProofError as exc:  # pragma: no cover (both halves were verified at step 1)
         ctx.add(2, "error", "checkpoint_conflict", exc.message, origin=log.origin, node=node)
         return
@@ -1202,7 +1247,7 @@ def _check_split_proof(
         s8.count("proofs about unpinned logs (not checked)")
         return
     try:
-        proof.verify(log.pin.key)
+        proof.verify(*(log.keys or [log.pin.key]))
     except ProofError as exc:
         ctx.add(
             8,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -25,9 +25,9 @@ from crypto import BadSignatureError, KeyFormatError, PublicKey
 from protocol.checkpoint import parse_cosigner_vkey
 from protocol.encoding import encode
 from protocol.errors import CheckpointError, ProtocolError, ValidationError
-from protocol.events import AssemblyBody, Event, parse_key
+from protocol.events import AssemblyBody, Event, HandoverBody, parse_key
 
-__all__ = ["TRUST_FORMAT", "PinnedLog", "PinnedWitness", "Trust"]
+__all__ = ["TRUST_FORMAT", "PinnedLog", "PinnedWitness", "Trust", "handover_keys"]
 
 TRUST_FORMAT: Final = "liquide-trust/v1"
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
@@ -347,3 +347,36 @@ def _check_definition(ev: Event, where: str) -> None:
         raise _fail(where, "its signature does not verify") from None
     if ev.body.member_by_key(ev.author) is None:
         raise _fail(where, "is not signed by one of its member cities")
+
+
+def handover_keys(keys: Sequence[str], views: Iterable[Sequence[bytes]]) -> list[PublicKey]:
+    """The keys a pinned log may sign with: ``keys`` (the pinned key, then the keys already
+    followed), and every key a handover names, in any of ``views`` (sequences of leaves that
+    continue where ``keys`` stops), that is signed by the key it succeeds.
+
+    A first pass before the checkpoints are verified (their roots are only known after replay):
+    a thief cannot add a key here without the secret key it succeeds, and replay then decides
+    which key was in effect at each size (:meth:`protocol.state.State.key_at`), against which
+    every checkpoint is compared.
+    """
+    found = list(keys)
+    for entries in views:
+        current = keys[-1]
+        for leaf in entries:
+            if b'"type":"handover"' not in leaf:
+                continue
+            try:
+                ev = Event.decode(leaf)
+            except ProtocolError:
+                continue
+            body = ev.body
+            if not isinstance(body, HandoverBody) or ev.author != current:
+                continue
+            try:
+                ev.verify()
+            except BadSignatureError:
+                continue
+            current = body.key
+            if current not in found:
+                found.append(current)
+    return [PublicKey.from_text(k) for k in found]

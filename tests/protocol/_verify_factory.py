@@ -44,10 +44,23 @@ class Log:
     seq: int = 0
     prev: str | None = None
     checkpoints: dict[int, SignedCheckpoint] = field(default_factory=dict)
+    pinned: str = ""
+    """The key the log started with (its pin), when a handover replaced :attr:`sk`."""
 
     @property
     def pk(self) -> str:
         return self.sk.public_key.to_text()
+
+    @property
+    def anchor(self) -> str:
+        return self.pinned or self.pk
+
+    def hand_over(self, new: SecretKey, ts: int) -> Event:
+        """Append a handover signed by the current key; the new key then signs (its own chain)."""
+        self.pinned = self.anchor
+        ev = self.city("handover", {"key": new.public_key.to_text()}, ts)
+        self.sk, self.seq, self.prev = new, 0, None
+        return ev
 
     def city(self, type_: str, body: dict[str, Any], ts: int) -> Event:
         ev = Event.create(self.sk, type_, body, self.seq + 1, self.prev, ts)
@@ -134,13 +147,15 @@ def build(
     rogue_ballot: bool = False,
     window_enrol: bool = False,
     digests: dict[str, str] | None = None,
+    handover: bool = False,
 ) -> Federation:
     """The honest federation (sealed, attested and checkpointed unless told otherwise).
 
     ``sealers`` are the cities that seal; ``seal_cosigned_at`` is when the witness cosigns the
     checkpoint right after the seals; ``rogue_ballot`` has city A append a ballot by a key it
     never enrolled; ``window_enrol`` has A enrol a key inside the voting window; ``digests``
-    overrides the digest a city attests.
+    overrides the digest a city attests; ``handover`` has A hand its key over to a new one
+    after the votes (so its seal, attestation and later checkpoints are signed by the new key).
     """
     a = Log(A, key("city-a"))
     c = Log(C, key("city-c"))
@@ -216,6 +231,9 @@ def build(
     fed = Federation(a, c, b, assembly, area, issue, citizens)
     for log in (a, c, b):
         log.checkpoint(cosigned_at=OPENS + 50)
+    if handover:
+        a.hand_over(key("city-a-next"), OPENS + 60)
+        a.checkpoint(cosigned_at=OPENS + 70)
     if not seal:
         return fed
     parts: dict[str, RecordPart] = {}
@@ -224,14 +242,14 @@ def build(
         if log.origin in sealers:
             log.city("seal", {"issue": issue.id}, CLOSES + 5)
             log.checkpoint(cosigned_at=seal_cosigned_at)
-        rep = replay(log.origin, log.pk, log.leaves, snapshot=[issue.id])
+        rep = replay(log.origin, log.anchor, log.leaves, snapshot=[issue.id])
         assert rogue_ballot or not rep.findings, rep.findings
         if log.origin in sealers:
             st = rep.at_seal[issue.id]
             part = RecordPart(log.origin, st.size, log.root(st.size), "seal", st.size - 1)
         else:  # the stand-in: the checkpoint cosigned before the close
             size = max(n for n in log.checkpoints if n < len(log.leaves) or n == len(log.leaves))
-            st = replay(log.origin, log.pk, log.leaves[:size]).state
+            st = replay(log.origin, log.anchor, log.leaves[:size]).state
             part = RecordPart(
                 log.origin,
                 size,
@@ -267,6 +285,6 @@ def b64(raw: bytes) -> str:
 
 
 def replay_ok(log: Log) -> State:
-    rep = replay(log.origin, log.pk, log.leaves)
+    rep = replay(log.origin, log.anchor, log.leaves)
     assert not rep.findings, rep.findings
     return rep.state
