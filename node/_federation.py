@@ -38,7 +38,7 @@ import random
 import re
 import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,7 +48,7 @@ from aiohttp import web
 from sqlite_utils.migrations import Migrations
 
 from crypto import KeyFormatError, LiquideError, PublicKey
-from protocol._sync import CosignFact, seal_flags, standin_size
+from protocol._sync import CosignFact, standin_size, witnessed_at
 from protocol.checkpoint import Checkpoint, Cosignature, SignedCheckpoint, SplitViewProof
 from protocol.errors import CheckpointError, ProtocolError, TallyInputError
 from protocol.events import AreaBody, AssemblyBody, Event, IssueBody
@@ -277,6 +277,87 @@ class _Record:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PartRule:
+    """How a member city's part of a record settles (``basis``), or what it waits for."""
+
+    basis: str | None
+    """``seal``, ``checkpoint`` (a stand-in), or None while the part waits for evidence."""
+    flags: tuple[str, ...] = ()
+    waiting: str = ""
+    """While waiting: the evidence that would settle the part."""
+
+
+def settle_part(
+    facts: Sequence[CosignFact],
+    *,
+    seal: int | None,
+    deadline_witnesses: Collection[str],
+    close: int,
+    grace: int,
+    k: int,
+) -> PartRule:
+    """Settle one member's part from signed facts only (docs/PROTOCOL.md §8.6).
+
+    ``facts`` are the verified cosignatures of the member's checkpoints by the assembly's
+    witnesses; ``seal`` the index of the member's seal of the issue among the leaves held (None
+    if they hold none); ``deadline_witnesses`` the witnesses that cosigned, with a time at or
+    after ``close + grace``, a checkpoint whose leaves are held and contain no seal of the issue.
+
+    The node's own clock plays no part, so every node holding the same facts decides the same:
+
+    * the seal is **timely** when ``k`` witnesses covered it before ``close + grace``: the seal;
+    * ``k`` deadline witnesses are the evidence that no timely seal exists (honest witnesses
+      never cosign a smaller checkpoint after a larger one): the stand-in, flagged ``no_seal``;
+    * a seal first covered at or after ``close + grace``, with no such evidence: the seal,
+      flagged ``late_seal`` (a member seals before it pushes anything after a close, so an
+      honest member never produces both);
+    * otherwise the part waits, whatever the time: guessing is how two nodes come to attest
+      different records.
+    """
+    deadline = close + grace
+    if k <= 0:
+        if seal is not None:
+            return PartRule("seal")
+        return PartRule(None, waiting="its seal (the assembly pins no witness threshold)")
+    no_timely_seal = len(set(deadline_witnesses)) >= k
+    if seal is not None:
+        at = witnessed_at(facts, seal, k)
+        if at is not None and at < deadline:
+            return PartRule("seal", ("early_seal",) if at < close else ())
+        if no_timely_seal:
+            return PartRule("checkpoint", ("no_seal",))
+        if at is not None:
+            return PartRule("seal", ("late_seal",))
+        return PartRule(
+            None,
+            waiting=f"a checkpoint covering its seal (leaf {seal}) cosigned by {k} witness(es)",
+        )
+    if no_timely_seal:
+        return PartRule("checkpoint", ("no_seal",))
+    return PartRule(
+        None,
+        waiting=(
+            f"its seal, or a checkpoint without it cosigned by {k} witness(es) at or after "
+            "close + grace"
+        ),
+    )
+
+
+class RecordPendingError(ConflictError):
+    """The record of an issue is not settled here yet; ``waiting`` names whom it waits for."""
+
+    code = "open"
+
+    def __init__(self, message: str, waiting: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.waiting = waiting
+
+    def details(self) -> dict[str, Any]:
+        """Extra fields for the HTTP error body: the members waited for, and the evidence."""
+        return {"waiting": self.waiting}
+
+
 def _key_of(text: str) -> PublicKey:
     return PublicKey.from_text(text)
 
@@ -317,6 +398,8 @@ class Federation:
         self._logs: dict[str, _Replayed] = {}
         self._trust = _Trust({self.origin: node.key.public_key}, {})
         self._records: dict[str, _Record] = {}
+        #: Unsettled records: issue → the members whose part waits, and for what evidence.
+        self._pending: dict[str, list[dict[str, str]]] = {}
         self._attested: set[str] = set()
         self._adopted: set[str] = set()
         self._syncs: dict[str, PeerSync] = {}
@@ -594,55 +677,108 @@ class Federation:
                 signed = signed.with_signature(line)
         return signed.to_text()
 
-    def _compute_record(self, iid: str, issue_ev: Event, asm_ev: Event) -> _Record | None:
+    def _deadline_witnesses(
+        self, origin: str, witnesses: dict[str, PublicKey], limit: int, deadline: int
+    ) -> set[str]:
+        """Witnesses that cosigned, at or after ``deadline``, a checkpoint of ``origin`` of size
+        at most ``limit`` whose root is the root of the leaves held here."""
+        rs = self._rs()
+        rows = rs.conn.execute(
+            "SELECT size, root, witness, line FROM fed_cosigs"
+            " WHERE origin = ? AND size <= ? AND time >= ?",
+            (origin, limit, deadline),
+        )
+        out: set[str] = set()
+        roots: dict[int, bytes] = {}
+        for raw_size, root, witness, line in rows.fetchall():
+            key = witnesses.get(witness)
+            if key is None or witness in out:
+                continue
+            size = int(raw_size)
+            if size not in roots:
+                roots[size] = rs.root_at(origin, size)
+            if bytes(root) != roots[size]:
+                continue  # not the leaves held here: a split view is proven elsewhere, not here
+            try:
+                cosig = Cosignature.from_line(line)
+                cosig.verify(Checkpoint(origin, size, bytes(root)), key)
+            except CheckpointError:
+                continue
+            if cosig.time >= deadline:
+                out.add(witness)
+        return out
+
+    def _compute_record(
+        self, iid: str, issue_ev: Event, asm_ev: Event
+    ) -> _Record | list[dict[str, str]]:
+        """The settled record of ``iid``, or the members whose part still waits (and why)."""
         ib = issue_ev.body
         ab = asm_ev.body
         assert isinstance(ib, IssueBody)
         assert isinstance(ab, AssemblyBody)
-        now = self.now()
+        deadline = ib.closes + ab.grace
         witnesses = {w.name: _key_of(w.key) for w in ab.witnesses}
         rs = self._rs()
         parts: list[RecordPart] = []
         flags: dict[str, tuple[str, ...]] = {}
         states: dict[str, State] = {}
+        waiting: list[dict[str, str]] = []
         for m in ab.members:
             rep = self._logs.get(m.origin)
             if rep is None or rep.state.key != m.key:
-                return None
+                waiting.append({"origin": m.origin, "reason": "its log (not mirrored here yet)"})
+                continue
             cosigs = self._cosigs(m.origin, witnesses)
             facts = [f for f, _ in cosigs]
             seal = rep.state.seals.get(iid)
-            if seal is not None:
+            limit = rep.state.size if seal is None else seal
+            late = self._deadline_witnesses(m.origin, witnesses, limit, deadline)
+            rule = settle_part(
+                facts, seal=seal, deadline_witnesses=late, close=ib.closes, grace=ab.grace, k=ab.k
+            )
+            if rule.basis == "seal" and seal is not None:
                 snap = rep.at_seal.get(iid)
-                f = seal_flags(facts, seal, close=ib.closes, grace=ab.grace, k=ab.k, now=now)
-                if snap is None or f is None:
-                    return None
+                if snap is None:
+                    waiting.append({"origin": m.origin, "reason": "the replay of its seal"})
+                    continue
                 root = rs.root_at(m.origin, seal + 1)
                 parts.append(RecordPart(m.origin, seal + 1, root, "seal", seal=seal))
-                flags[m.origin] = f
+                flags[m.origin] = rule.flags
                 states[m.origin] = snap
                 continue
-            if now <= ib.closes + ab.grace:
-                return None
+            if rule.basis != "checkpoint":
+                waiting.append({"origin": m.origin, "reason": rule.waiting})
+                continue
             size = standin_size(facts, ib.closes, ab.k)
-            if size is None or size > rep.state.size:
-                return None  # no stand-in (yet), or we do not hold that prefix yet
+            if size is None or size > limit:
+                # Without a checkpoint witnessed before the close nothing can stand in for it.
+                waiting.append(
+                    {
+                        "origin": m.origin,
+                        "reason": f"its seal: no checkpoint of it was cosigned by {ab.k} "
+                        "witness(es) before the close, so none can stand in for it",
+                    }
+                )
+                continue
             text = self._standin(m.origin, size, cosigs, ib.closes)
             if text is None:
-                return None
+                waiting.append({"origin": m.origin, "reason": f"its signed checkpoint {size}"})
+                continue
             parts.append(
                 RecordPart(
                     m.origin, size, rs.root_at(m.origin, size), "checkpoint", checkpoint=text
                 )
             )
-            flags[m.origin] = ("no_seal",)
+            flags[m.origin] = rule.flags
             states[m.origin] = replay(m.origin, m.key, rs.leaves(m.origin, 0, size)).state
+        if waiting:
+            return waiting
         try:
             built = tally_input(iid, states)
             result = tally(TallyInput.from_dict(built.input))
         except TallyInputError as exc:
             log.warning("cannot tally issue %s: %s", iid, exc.message)
-            return None
+            return [{"origin": "", "reason": f"a tally input that loads: {exc.message}"}]
         record = Record.of(iid, parts)
         return _Record(
             record, result.digest, flags, list(built.findings), result.to_dict(), built.input
@@ -657,10 +793,13 @@ class Federation:
         for iid, (issue_ev, asm_ev) in self._issue_defs().items():
             rec = self._records.get(iid)
             if rec is None:
-                rec = self._compute_record(iid, issue_ev, asm_ev)
-                if rec is None:
+                got = self._compute_record(iid, issue_ev, asm_ev)
+                if not isinstance(got, _Record):
+                    self._pending[iid] = got
                     continue
+                rec = got
                 self._records[iid] = rec
+                self._pending.pop(iid, None)
             attested = own is None or rec.id in own.attestations
             if not attested and rec.id not in self._attested:
                 attests.append({"record": rec.id, "digest": rec.digest, "issue": iid})
@@ -692,8 +831,17 @@ class Federation:
                          body["issue"][:16], body["digest"][:16])  # fmt: skip
             except LiquideError as exc:
                 log.warning("cannot attest issue %s: %s", body["issue"], exc.message)
+        # A member seals every closed issue before it pushes a checkpoint (after a restart past
+        # a close, say): a checkpoint without the seal cosigned after close + grace is evidence
+        # that no timely seal exists (§8.6), which an honest member must never produce.
+        await ingest.call(self._seal_before_push)
         done["cosigned"] = await self.push_all()
         return done
+
+    def _seal_before_push(self) -> None:
+        """(Writer thread) Seal the issues whose window closed, and sign, if any is due."""
+        if self.node.writer.due_seals():
+            self.node.tick()
 
     async def push_all(self) -> int:
         """Push the latest own checkpoint to every witness; return how many cosigned it."""
@@ -996,11 +1144,16 @@ class Federation:
             "disagreements": disagreements,
             "split_records": len(records) > 1,
             "ours": None if mine is None else {"record": mine.id, "digest": mine.digest},
+            "waiting": self.waiting(issue),
         }
 
     def record(self, issue: str) -> dict[str, Any] | None:
         rec = self._records.get(issue)
         return None if rec is None else rec.to_dict()
+
+    def waiting(self, issue: str) -> list[dict[str, str]]:
+        """The members whose part of ``issue``'s record waits for evidence, and for what."""
+        return list(self._pending.get(issue, []))
 
     def record_input(self, issue: str) -> dict[str, Any] | None:
         """The TallyInput of the settled record of ``issue`` (None if not settled here)."""
@@ -1034,6 +1187,7 @@ class Federation:
             "pushes": self.pusher.status(),
             "peer_findings": self.peer_findings[-100:],
             "replayed": {o: r.state.size for o, r in sorted(self._logs.items())},
+            "pending_records": {i: list(w) for i, w in sorted(self._pending.items())},
         }
 
 
@@ -1132,9 +1286,14 @@ async def _record(request: web.Request) -> web.Response:
     """``GET /v1/issues/{id}/record``: this node's record of the issue, its parts and flags."""
     fed = _fed(request)
     issue = _issue_param(request)
-    rec = await fed.query(lambda: fed.record(issue))
+    rec, waiting = await fed.query(lambda: (fed.record(issue), fed.waiting(issue)))
     if rec is None:
-        raise ConflictError(f"the record of issue {issue} is not complete here yet", code="open")
+        message = f"the record of issue {issue} is not complete here yet"
+        if waiting:
+            message += ": waiting for " + "; ".join(
+                f"{w['reason']} from {w['origin']}" if w["origin"] else w["reason"] for w in waiting
+            )
+        raise RecordPendingError(message, waiting)
     return web.json_response(rec)
 
 

@@ -139,13 +139,27 @@ async def test_late_seal_is_flagged(sim: Sim) -> None:
         assert part.basis == "seal"
 
 
-async def test_missing_seal_is_replaced_by_a_witnessed_checkpoint(sim: Sim) -> None:
-    a, b, c, issue, close = await _setup(sim)
-    sim.down.add("c")  # C never seals
+def never_seals(monkeypatch: pytest.MonkeyPatch, sn: SimNode) -> None:
+    """``sn`` keeps running (it checkpoints, pushes, syncs) but never seals an issue."""
+    monkeypatch.setattr(sn.node.writer, "due_seals", list)
+
+
+async def past_deadline_without_seal(sim: Sim, c: SimNode) -> None:
+    """Close, then close + grace pass; C's log grows after that and B cosigns it, without a seal:
+    the evidence that lets every node stand a checkpoint in for C (docs/PROTOCOL.md §8.6)."""
     sim.clock.advance(CLOSE_IN + 1)
     await sim.step(2)  # A seals at the close; B cosigns it
     sim.clock.advance(GRACE)
+    await c.enrol_citizen("later")
     await sim.step(3)
+
+
+async def test_missing_seal_is_replaced_by_a_witnessed_checkpoint(
+    sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, c, issue, close = await _setup(sim)
+    never_seals(monkeypatch, c)
+    await past_deadline_without_seal(sim, c)
     recs = [await _record(sn, issue) for sn in (a, b)]
     assert recs[0]["record_id"] == recs[1]["record_id"]
     assert recs[0]["flags"][c.origin] == ["no_seal"]
@@ -177,15 +191,14 @@ async def test_key_enrolled_by_two_member_cities_is_excluded_and_reported(sim: S
     assert key not in rec["result"]["voters"]
 
 
-async def test_tally_and_explain_serve_the_record_the_node_attests(sim: Sim) -> None:
+async def test_tally_and_explain_serve_the_record_the_node_attests(
+    sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # With a stand-in for C, the seal-only record would differ; /tally and /explain must show
     # the federation's settled record, the one every node attests.
     a, b, c, issue, _close = await _setup(sim)
-    sim.down.add("c")
-    sim.clock.advance(CLOSE_IN + 1)
-    await sim.step(2)
-    sim.clock.advance(GRACE)
-    await sim.step(3)
+    never_seals(monkeypatch, c)
+    await past_deadline_without_seal(sim, c)
     for sn in (a, b):
         rec = await _record(sn, issue)
         tally = await sn.client().get_json(f"/v1/issues/{issue}/tally")

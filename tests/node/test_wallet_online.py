@@ -654,20 +654,25 @@ async def test_check_across_two_cities_with_a_witness(tmp_path: Path) -> None:
         await sim.close()
 
 
-async def test_check_when_a_member_city_never_seals(tmp_path: Path) -> None:
-    """C is down at the close: the record stands in a witnessed checkpoint for it, which the
-    wallet does not recompute; it says so and reports the node's own explanation."""
+async def test_check_when_a_member_city_never_seals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C never seals: once a checkpoint of C cosigned after close + grace shows no seal, the
+    record stands in a witnessed checkpoint for it, which the wallet does not recompute; it says
+    so and reports the node's own explanation."""
     from node._wallet_ops import check_report
 
     from .test_federation_harness import Sim
+    from .test_federation_records import never_seals
 
     sim = Sim(tmp_path)
     try:
         t = await _two_cities(sim)
-        sim.down.add("c")
+        never_seals(monkeypatch, t["c"])
         sim.clock.advance(101)
         await sim.step(2)
         sim.clock.advance(60)
+        await t["c"].enrol_citizen("later")
         await sim.step(3)
         report = await check_report(t["client"], t["pin"], t["ann"].public_key, [t["record"]])
         (item,) = report["issues"]
