@@ -55,6 +55,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "page_size": (1, 10_000),
     "rate_limit_per_s": (0.1, 1_000_000),
     "rate_limit_burst": (1, 1_000_000),
+    "get_rate_limit_per_s": (0.1, 1_000_000),
+    "get_rate_limit_burst": (1, 1_000_000),
     "clock_skew_s": (0, 86_400),
     "checkpoint_interval_s": (0.01, 3600),
     "verify_workers": (0, 64),
@@ -83,6 +85,12 @@ class NodeConfig:
     """Sustained POSTs per second per client address (token bucket); 429 beyond."""
     rate_limit_burst: int = 200
     """Bucket size: POSTs a client may send at once before the rate applies."""
+    get_rate_limit_per_s: float = 200.0
+    """Sustained reads (GET and every other method but POST: pages, API reads, static files)
+    per second per client address, in a bucket of their own; 429 beyond. ``/healthz``,
+    ``/readyz`` and ``/metrics`` are not counted."""
+    get_rate_limit_burst: int = 1000
+    """Bucket size: reads a client may send at once before the read rate applies."""
     rate_limit_exempt: tuple[str, ...] = ()
     """Client addresses (or CIDR networks) never rate-limited, besides the configured peers."""
     clock_skew_s: int = 300
@@ -211,6 +219,7 @@ def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> NodeCon
     for name in (
         "checkpoint_interval_s",
         "rate_limit_per_s",
+        "get_rate_limit_per_s",
         "shutdown_timeout_s",
         "read_timeout_s",
     ):

@@ -5,8 +5,11 @@
 * the error middleware turns every failure into ``{"error": {"code", "message", …}}`` with a
   fitting status (4xx for the client's faults, see :func:`node.errors.http_status`), including
   aiohttp's own 404/405/413;
-* the rate-limit middleware applies a per-client-address token bucket to POSTs (429 with
-  ``Retry-After``); configured peers and ``rate_limit_exempt`` networks are exempt;
+* the rate-limit middleware applies per-client-address token buckets: one to POSTs, and a
+  separate, more generous one to reads (every other method: pages, API reads, static files;
+  not ``/healthz``, ``/readyz`` and ``/metrics``, which probes poll). Beyond either, 429 with
+  ``Retry-After`` (a short HTML page for a browser asking for a page, the JSON error body
+  otherwise). Configured peers and ``rate_limit_exempt`` networks are exempt from both;
 * metrics live in a :class:`prometheus_client.CollectorRegistry` of the app's own, so several
   nodes can run in one process (tests, simulated federations);
 * the node's start and graceful stop are tied to the app's lifecycle (``cleanup_ctx``);
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import ipaddress
 import json
 import logging
@@ -107,21 +111,38 @@ class Metrics:
         self.rate_limited = Counter(
             "liquide_rate_limited", "POSTs refused by the rate limit", registry=r
         )
+        self.read_rate_limited = Counter(
+            "liquide_read_rate_limited",
+            "Reads (GET and other methods but POST) refused by the read rate limit",
+            registry=r,
+        )
 
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
 
 
 class RateLimiter:
-    """Token buckets per client address: ``rate`` per second, up to ``burst`` at once."""
+    """Token buckets per client address: ``rate`` per second, up to ``burst`` at once.
+
+    At most ``max_clients`` buckets are kept, least recently used first out: a bucket idle long
+    enough to be full again is dropped at no cost (a new one starts full), and beyond the bound
+    the oldest goes, so many addresses cannot grow the map without bound.
+    """
 
     def __init__(
-        self, rate: float, burst: int, exempt: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+        self,
+        rate: float,
+        burst: int,
+        exempt: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+        *,
+        max_clients: int = 100_000,
     ) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.exempt_networks = exempt
         self.exempt_hosts: set[str] = set()
+        self.max_clients = max_clients
+        # Insertion order is recency order: every take moves the address to the end.
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def is_exempt(self, addr: str) -> bool:
@@ -134,24 +155,53 @@ class RateLimiter:
             return False
         return any(ip in net for net in self.exempt_networks)
 
+    def __len__(self) -> int:
+        return len(self._buckets)
+
     def take(self, addr: str, now: float) -> float:
         """Take one token for ``addr``; return 0 if allowed, else seconds until the next token."""
-        tokens, last = self._buckets.get(addr, (self.burst, now))
+        tokens, last = self._buckets.pop(addr, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[addr] = (tokens - 1, now)
-            if len(self._buckets) > 100_000:
-                self._prune(now)
-            return 0.0
-        self._buckets[addr] = (tokens, now)
-        return (1 - tokens) / self.rate
+        allowed = tokens >= 1
+        self._buckets[addr] = (tokens - 1 if allowed else tokens, now)
+        self._prune(now)
+        return 0.0 if allowed else (1 - tokens) / self.rate
 
     def _prune(self, now: float) -> None:
         full = self.burst / self.rate
-        self._buckets = {a: v for a, v in self._buckets.items() if now - v[1] < full}
+        buckets = self._buckets
+        while buckets:
+            oldest = next(iter(buckets))
+            if len(buckets) <= self.max_clients and now - buckets[oldest][1] < full:
+                return
+            del buckets[oldest]
+
+
+def _wants_html(request: web.Request) -> bool:
+    """A browser asking for a page (not the API, not a ``.json`` twin)."""
+    path = request.path
+    if path.startswith("/v1/") or path.endswith(".json"):
+        return False
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _rate_page(message: str, retry_after: float) -> web.Response:
+    """The short HTML answer a browser gets when its reads are rate-limited."""
+    text = html.escape(message)
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Too many requests</title></head><body><h1>Too many requests</h1>"
+        f"<p>{text}</p><p>Wait a moment, then reload the page.</p></body></html>"
+    )
+    resp = web.Response(status=429, text=body, content_type="text/html")
+    resp.headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    return resp
 
 
 RATE_KEY = web.AppKey("rate", RateLimiter)
+READ_RATE_KEY = web.AppKey("read_rate", RateLimiter)
+#: Probes poll these; they read nothing a client could use to load the node.
+UNCOUNTED_READS = frozenset({"/healthz", "/readyz", "/metrics"})
 _PEER_REFRESH_S = 60.0
 
 _REASONS = {
@@ -224,19 +274,27 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 @web.middleware
 async def _rate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method == "POST":
-        limiter = request.app[RATE_KEY]
-        addr = request.remote or ""
-        if not limiter.is_exempt(addr):
-            wait = limiter.take(addr, time.monotonic())
-            if wait > 0:
-                request.app[METRICS_KEY].rate_limited.inc()
-                raise RateLimitedError(
-                    f"too many requests from {addr}: at most {limiter.rate:g} per second "
-                    f"(bursts of {limiter.burst:g}); retry in {max(wait, 0.1):.1f} s",
-                    retry_after=wait,
-                )
-    return await handler(request)
+    post = request.method == "POST"
+    if not post and request.path in UNCOUNTED_READS:
+        return await handler(request)
+    addr = request.remote or ""
+    # Exemptions (peers, configured networks) live on the POST limiter and cover both.
+    if request.app[RATE_KEY].is_exempt(addr):
+        return await handler(request)
+    limiter = request.app[RATE_KEY] if post else request.app[READ_RATE_KEY]
+    wait = limiter.take(addr, time.monotonic())
+    if wait <= 0:
+        return await handler(request)
+    metrics = request.app[METRICS_KEY]
+    (metrics.rate_limited if post else metrics.read_rate_limited).inc()
+    what = "POSTs" if post else "reads"
+    message = (
+        f"too many {what} from {addr}: at most {limiter.rate:g} per second "
+        f"(bursts of {limiter.burst:g}); retry in {max(wait, 0.1):.1f} s"
+    )
+    if not post and _wants_html(request):
+        return _rate_page(message, wait)
+    raise RateLimitedError(message, retry_after=wait)
 
 
 async def _peer_hosts(node: Node) -> set[str]:
@@ -299,6 +357,7 @@ def create_app(
     app[METRICS_KEY] = metrics
     exempt = [ipaddress.ip_network(n, strict=False) for n in cfg.rate_limit_exempt]
     app[RATE_KEY] = RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst, exempt)
+    app[READ_RATE_KEY] = RateLimiter(cfg.get_rate_limit_per_s, cfg.get_rate_limit_burst, exempt)
     _api.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
