@@ -320,9 +320,11 @@ class Campaign:
         self.out = out
         self.per_city = citizens
         self.quick = seconds <= 60
-        # Grace must outlast the longest outage around a close (a restart replays the logs,
-        # which takes longer as they grow): a seal that reaches a node after close + grace makes
-        # that node settle the record on a stand-in, and its attestation then differs.
+        # A node settles a record on signed evidence only (docs/PROTOCOL.md §8.6), so an outage
+        # longer than the grace delays its attestation instead of changing it; but a city cut off
+        # from its witnesses over close + grace has its seal flagged late, so the grace still
+        # outlasts the usual outage around a close (a restart replays the logs, which takes
+        # longer as they grow).
         self.grace = 15 if self.quick else 90
         self.window = max(8, min(60, int(seconds * 0.5)))
         ports = _free_ports(N_CITIES)

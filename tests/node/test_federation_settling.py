@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from node._federation import settle_part
 from node.client import Response
 from node.errors import ApiError
+from protocol._sync import CosignFact
 from protocol.record import Record
 
 from .test_federation_harness import Sim, SimNode
@@ -138,3 +140,42 @@ async def test_a_member_gone_for_good_leaves_the_record_pending_and_named(sim: S
         assert "after close + grace" in waiting["reason"]
         att = await _attestations(sn, issue)
         assert att["attestations"] == []
+
+
+def _facts(*items: tuple[str, int, int]) -> list[CosignFact]:
+    return [CosignFact(w, size, t) for w, size, t in items]
+
+
+@pytest.mark.parametrize(
+    ("facts", "seal", "late", "k", "want"),
+    [
+        # Covered before the close, or between the close and close + grace.
+        (_facts(("w1", 11, 99)), 10, (), 1, ("seal", ("early_seal",))),
+        (_facts(("w1", 11, 159)), 10, (), 1, ("seal", ())),
+        # Covered only at close + grace: late, unless a later checkpoint without it is shown.
+        (_facts(("w1", 11, 160)), 10, (), 1, ("seal", ("late_seal",))),
+        (_facts(("w1", 11, 170)), 10, ("w1",), 1, ("checkpoint", ("no_seal",))),
+        # A timely seal wins over a deadline checkpoint (which honest witnesses cannot make).
+        (_facts(("w1", 11, 100)), 10, ("w2",), 1, ("seal", ())),
+        # k counts distinct witnesses, for the seal and for the evidence against it.
+        (_facts(("w1", 11, 100), ("w1", 12, 101)), 10, (), 2, (None, ())),
+        (_facts(("w1", 11, 100), ("w2", 12, 101)), 10, (), 2, ("seal", ())),
+        ([], None, ("w1",), 2, (None, ())),
+        ([], None, ("w1", "w2"), 2, ("checkpoint", ("no_seal",))),
+        # No seal and no evidence: wait, however late the node's clock is.
+        (_facts(("w1", 5, 90)), None, (), 1, (None, ())),
+        # Without witnesses a seal settles unflagged, and a missing seal is waited for.
+        ([], 10, (), 0, ("seal", ())),
+        ([], None, ("w1",), 0, (None, ())),
+    ],
+)
+def test_settle_part_decides_from_signed_facts_only(
+    facts: list[CosignFact],
+    seal: int | None,
+    late: tuple[str, ...],
+    k: int,
+    want: tuple[str | None, tuple[str, ...]],
+) -> None:
+    rule = settle_part(facts, seal=seal, deadline_witnesses=late, close=100, grace=60, k=k)
+    assert (rule.basis, rule.flags) == want
+    assert bool(rule.waiting) == (rule.basis is None)
