@@ -177,7 +177,21 @@ async def issue_data(
         else:
             out["tally"] = view.to_dict()
     out["attestations"] = await attestations_of(node, issue, view, index)
+    out["waiting"] = await waiting_for(node, issue)
     return out, view
+
+
+async def waiting_for(node: Node, issue: dict[str, Any]) -> list[dict[str, str]]:
+    """The members whose signed evidence the federation still waits for to settle the record.
+
+    Each item is ``{"origin", "reason"}`` (the reason is the federation's English phrase). Empty
+    before the seal, once settled, and on a node without a federation.
+    """
+    fed = src.federation(node)
+    if fed is None or issue["state"] != "sealed":
+        return []
+    waiting: list[dict[str, str]] = await fed.query(lambda: fed.waiting(issue["id"]))
+    return waiting
 
 
 def parse_voter(text: str) -> str | None:

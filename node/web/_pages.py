@@ -809,6 +809,25 @@ def _findings(found: Sequence[dict[str, Any]], t: Translator) -> Child:
     )
 
 
+def _waiting(items: Sequence[dict[str, str]], t: Translator) -> Markup:
+    """The member cities whose signed evidence the record still waits for, and what it is."""
+    english: dict[str, object] | None = {"lang": "en"} if t.lang != "en" else None
+    return h(
+        "section",
+        {"class_": "notice", "aria_labelledby": "waiting-h"},
+        h("h2", {"id": "waiting-h"}, t("issue.waiting")),
+        h("p", None, t("issue.waiting.lead")),
+        h(
+            "ul",
+            {"class_": "pending"},
+            *[
+                h("li", None, w["origin"] or "—", ": ", h("span", english, w["reason"]))
+                for w in items
+            ],
+        ),
+    )
+
+
 def _finding(f: dict[str, Any], t: Translator) -> Markup:
     """One finding: its reason code, the city, and what it means in the page's language."""
     sentence, detail = t.reason(str(f.get("reason")), str(f.get("message", "")))
@@ -952,6 +971,8 @@ def render_issue(d: dict[str, Any], p: Page) -> Markup:
         )
     else:
         body.append(h("p", {"class_": "notice"}, t("issue.notyet")))
+    if d.get("waiting"):
+        body.append(_waiting(d["waiting"], t))
     if i["state"] == "sealed":
         body.append(_attestations(d["attestations"], t))
         body.append(

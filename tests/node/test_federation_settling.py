@@ -75,6 +75,14 @@ async def test_a_node_cut_off_from_a_timely_seal_waits_for_it(sim: Sim) -> None:
     assert waiting["origin"] == a.origin
     status = await c.client().get_json("/v1/federation")
     assert status["pending_records"][issue][0]["origin"] == a.origin
+    # The issue page says so, in both languages, and its JSON twin carries the list.
+    page = await c.client().get_json(f"/issues/{issue}.json")
+    assert [w["origin"] for w in page["waiting"]] == [a.origin]
+    for lang, heading in (("en", "Waiting for signed evidence"), ("fr", "preuves signées")):
+        resp = await c.client().transport.request("GET", f"/issues/{issue}", params={"lang": lang})
+        html = resp.body.decode()
+        assert heading in html
+        assert a.origin in html.split('id="waiting-h"')[1]
     # A and B, which saw both seals witnessed in time, settled and agree.
     recs = [await _record(sn, issue) for sn in (a, b)]
     assert recs[0]["record_id"] == recs[1]["record_id"]
