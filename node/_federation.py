@@ -242,10 +242,40 @@ class _Replayed:
 
 
 @dataclass(frozen=True, slots=True)
+class KeySchedule:
+    """A trusted log's city keys as its replica here knows them (a snapshot, safe to share).
+
+    ``handovers`` are the accepted handovers (leaf index, new key) among the first ``size``
+    leaves replayed; the pinned key comes first (docs/PROTOCOL.md §6.2).
+    """
+
+    pinned: str
+    handovers: tuple[tuple[int, str], ...] = ()
+    size: int = 0
+
+    def key_at(self, size: int) -> str:
+        """The key that signs a checkpoint of ``size`` leaves; beyond the replicated size, the
+        key in effect at that size (a handover the replica has not seen yet is not known)."""
+        key = self.pinned
+        for index, new in self.handovers:
+            if index < size:
+                key = new
+        return key
+
+    @property
+    def current(self) -> str:
+        return self.handovers[-1][1] if self.handovers else self.pinned
+
+    def public_keys(self) -> list[PublicKey]:
+        return [_key_of(k) for k in (self.pinned, *(k for _, k in self.handovers))]
+
+
+@dataclass(frozen=True, slots=True)
 class _Trust:
     logs: dict[str, PublicKey]
     witnesses: dict[str, PublicKey]
     conflicts: tuple[str, ...] = ()
+    schedules: dict[str, KeySchedule] = field(default_factory=dict)
 
 
 @dataclass
@@ -451,8 +481,29 @@ class Federation:
         return [p for p in pins if p is not None]
 
     def trusted_key(self, origin: str) -> PublicKey | None:
-        """The pinned key of ``origin``'s log, or None if this node does not trust it."""
+        """The key in effect for ``origin``'s log: its pinned key followed through the handovers
+        replicated here; None if this node does not trust the log."""
+        sched = self.schedule(origin)
+        return None if sched is None else _key_of(sched.current)
+
+    def pinned_key(self, origin: str) -> PublicKey | None:
+        """The pinned key of ``origin``'s log (the key it started with), or None."""
         return self._trust.logs.get(origin)
+
+    def trusted_keys(self, origin: str) -> list[PublicKey]:
+        """Every key of ``origin``'s schedule known here, the pinned key first ([] if untrusted)."""
+        sched = self.schedule(origin)
+        return [] if sched is None else sched.public_keys()
+
+    def schedule(self, origin: str) -> KeySchedule | None:
+        """The key schedule of a trusted log as replicated here, or None if untrusted."""
+        pin = self._trust.logs.get(origin)
+        if pin is None:
+            return None
+        sched = self._trust.schedules.get(origin)
+        if sched is None or sched.pinned != pin.to_text():
+            return KeySchedule(pin.to_text())
+        return sched
 
     def witness_key(self, name: str) -> PublicKey | None:
         """The pinned key of witness ``name``, or None."""
@@ -495,7 +546,13 @@ class Federation:
                             )
                     for w in body.witnesses:
                         witnesses.setdefault(w.name, _key_of(w.key))
-        return _Trust(logs, witnesses, tuple(conflicts))
+        schedules = {}
+        for origin, pkey in logs.items():
+            rep = self._logs.get(origin)
+            if rep is not None and rep.state.key == pkey.to_text():
+                st = rep.state
+                schedules[origin] = KeySchedule(st.key, tuple(st.handovers), st.size)
+        return _Trust(logs, witnesses, tuple(conflicts), schedules)
 
     # Replay (replay thread) --------------------------------------------------------------------
 
@@ -505,6 +562,18 @@ class Federation:
     async def refresh_trust(self) -> None:
         """Recompute the pins from the peers and the replayed logs (cheap; before a round)."""
         await self.query(self._refresh_trust)
+
+    async def refresh_origin(self, origin: str) -> None:
+        """Replay what is stored of ``origin``'s log, then recompute the pins (after a mirror
+        followed a handover, so that its new key is trusted at once)."""
+
+        def fn() -> None:
+            pin = self._trust.logs.get(origin)
+            if pin is not None:
+                self._catch_up(origin, pin)
+            self._refresh_trust()
+
+        await self.query(fn)
 
     def _rs(self) -> Store:
         if self._replay_store is None:
@@ -565,6 +634,32 @@ class Federation:
                     rep.findings += st.apply(idx, leaf)
                     continue
                 self._apply(rep, idx, ev, leaf, verified=False)
+
+    def key_after(self, origin: str, start: int, extra: Sequence[bytes], size: int) -> str | None:
+        """(Replay thread) The key in effect at ``size`` if ``origin``'s mirror of ``start``
+        leaves went on with ``extra`` (leaves the caller checked against a root): a copy of the
+        replicated state, caught up with the mirror, replays them. None if the log is untrusted,
+        the mirror is no longer ``start`` leaves long, or ``size`` is beyond them."""
+        pin = self._trust.logs.get(origin)
+        if pin is None:
+            return None
+        self._catch_up(origin, pin)
+        rep = self._logs.get(origin)
+        held = self._leaf_reader(origin)
+        base = 0 if rep is None else rep.state.size
+        if base != start:
+            return None
+
+        def leaf(i: int) -> bytes:
+            return held(i) if i < base else extra[i - base]
+
+        st = State(origin, pin.to_text()) if rep is None else rep.state.copy()
+        st.leaves = leaf
+        for data in extra:
+            if st.size >= size:
+                break
+            st.apply(st.size, data)
+        return st.key_at(size) if st.size >= size else None
 
     @staticmethod
     def _apply(rep: _Replayed, idx: int, ev: Event, leaf: bytes, *, verified: bool) -> None:
@@ -938,19 +1033,26 @@ class Federation:
         await self.write_store(fn)
 
     async def keep_cosignatures(
-        self, origin: str, sc: SignedCheckpoint, *, only: str | None = None
+        self,
+        origin: str,
+        sc: SignedCheckpoint,
+        *,
+        only: str | None = None,
+        keys: Sequence[PublicKey] | None = None,
     ) -> bool:
         """Keep the cosignatures on ``sc`` by pinned witnesses; True if one was new.
 
-        The checkpoint must carry ``origin``'s signature by its pinned key.
+        The checkpoint must carry ``origin``'s signature by a key of its schedule (the pinned
+        key or one its handovers named): cosignatures are about the (origin, size, root).
         """
-        key = self.trusted_key(origin)
-        if key is None:
+        keys = list(keys or ()) + self.trusted_keys(origin)
+        if not keys:
             return False
         try:
-            cp = sc.verify(origin, key)
+            sc.signer(origin, keys)
         except CheckpointError:
             return False
+        cp = sc.checkpoint
         lines = []
         for sig in sc.signatures:
             if sig.name == origin or (only is not None and sig.name != only):

@@ -26,7 +26,7 @@ from typing import Any
 
 from crypto import LiquideError, SecretKey
 
-from ._datadir import load_key
+from ._datadir import load_key, load_successor_keys
 from .config import NodeConfig, load_config
 from .ingest import Ingest, VerifyPool, Writer
 from .store import Store
@@ -83,10 +83,11 @@ class Node:
         data_dir = Path(data_dir)
         config = config or load_config(data_dir)
         key = load_key(data_dir)
+        successors = load_successor_keys(data_dir)  # handovers: the writer picks the one in effect
         store = Store.open(data_dir, writer=True)
         try:
             pool = VerifyPool(config.verify_workers) if config.verify_workers > 1 else None
-            writer = Writer(store, key, config, clock, pool=pool)
+            writer = Writer(store, key, config, clock, pool=pool, keys=successors)
         except BaseException:
             store.close()
             raise

@@ -124,6 +124,19 @@ def issue_seal(w: Writer, issue: str) -> dict[str, Any]:
     return _result(w.append_own("seal", {"issue": issue}))
 
 
+def handover(w: Writer) -> dict[str, Any]:
+    """Rotate the city key: create a new key in the data directory (durable first), then append
+    the handover signed by the key in effect; from the next leaf on, city events, receipts and
+    checkpoints are signed by the new key (docs/SECURITY.md §3.3)."""
+    from ._datadir import create_successor_key
+
+    old = w.city
+    key, path = create_successor_key(w.store.path.parent)
+    out = _result(w.handover(key))
+    out.update({"old_key": old, "new_key": key.public_key.to_text(), "key_file": path.name})
+    return out
+
+
 def status_of(store: Store, origin: str) -> dict[str, Any]:
     """The log size, latest checkpoint and governance counts of the node's store."""
     conn = store.conn
@@ -162,6 +175,7 @@ OPERATIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "area.create": area_create,
     "issue.create": issue_create,
     "issue.seal": issue_seal,
+    "handover": handover,
     "status": status,
 }
 

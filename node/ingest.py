@@ -261,10 +261,15 @@ class Writer:
         clock: Callable[[], float],
         *,
         pool: VerifyPool | None = None,
+        keys: Sequence[SecretKey] = (),
     ) -> None:
         if not store.writer:
             raise StoreError("the writer needs the writer store")
         self.store = store
+        # ``key`` is the key the log was created with; ``keys`` its successors (handovers): the
+        # writer signs with the one in effect in its log (:meth:`_use_key_in_effect`).
+        self.anchor = key.public_key.to_text()
+        self.keyring = {k.public_key.to_text(): k for k in (key, *keys)}
         self.key = key
         self.config = config
         self.clock = clock
@@ -304,15 +309,25 @@ class Writer:
         own = store.own_origin()
         if own != self.origin:
             raise StoreError(f"the data directory holds the log of {own}, not {self.origin}")
-        if store.get_meta("key") != self.city:
+        if store.get_meta("key") != self.anchor:
             raise IntegrityError("node.key is not the key this log was created with")
         info = store.verify_log(self.origin)
         self.size = info.size
-        self.state = _compat.load_state(store, self.origin, self.city)
+        self.state = _compat.load_state(store, self.origin, self.anchor)
         if self.state.size != self.size:
             raise IntegrityError(
                 f"replay reached {self.state.size} leaves, the log has {self.size}"
             )
+        self._use_key_in_effect()
+
+    def _use_key_in_effect(self) -> None:
+        """Sign with the city key in effect in the own log (it changes at a handover)."""
+        text = self.state.city_key
+        key = self.keyring.get(text)
+        if key is None:
+            raise IntegrityError(f"the own log's key in effect {text} is in no key file here")
+        self.key, self.city = key, text
+        self.receipts = _compat.ReceiptSigner(key, self.origin)
 
     def reload(self) -> None:
         """Forget the in-memory state and load it again from the database (after a failure)."""
@@ -361,6 +376,8 @@ class Writer:
             index = base + len(accepted)
             for f in self.state.apply_event(index, ev, verified=True):
                 log.error("accepted leaf %d has a replay finding: %s", index, f.message)
+            if ev.type == "handover":
+                self._use_key_in_effect()
             in_group[ev.id] = index
             results[pos] = index
             accepted.append((index, ev))
@@ -476,6 +493,11 @@ class Writer:
                 f"a {ev.type} event must be signed by this city's key ({self.city}), "
                 f"not by {author}"
             )
+        elif ev.type == "handover" and getattr(ev.body, "key", "") not in self.keyring:
+            raise UnknownAuthorError(
+                "a handover must name a key whose secret key this node holds "
+                "(use: liquide admin handover)"
+            )
         head = state.head(author)
         try:
             check_next(head, ev)
@@ -534,6 +556,13 @@ class Writer:
         if isinstance(out, LiquideError):
             raise out
         return out
+
+    def handover(self, new: SecretKey) -> Accepted:
+        """Append a handover to ``new`` (its secret key already stored durably); from the next
+        leaf on, the writer signs with it. Raises the refusal if replay would refuse it."""
+        text = new.public_key.to_text()
+        self.keyring[text] = new
+        return self.append_own("handover", {"key": text})
 
     def receipt(self, event_id: str) -> Accepted | None:
         """The receipt of an event of the own log, or None."""

@@ -7,8 +7,13 @@ A *round* with one peer does, in this order:
    verified with the pinned key, stored, and the origin's mirror is frozen. Our own
    ``/v1/proofs`` then serves it to our peers, so proofs spread one hop per round.
 2. **Logs.** ``GET /v1/logs``: for each origin we trust (a pin: a configured peer, or a member
-   city pinned by an assembly we know), verify the checkpoint's signature with the pinned key,
-   never with a key the peer offers. A newer checkpoint is followed by a consistency proof from
+   city pinned by an assembly we know), verify the checkpoint's signature with the key in effect
+   at its size: the pinned key followed through the handovers our replica holds (never a key the
+   peer offers). A checkpoint signed by another key is either by a key a handover retired (a
+   finding against the log, not stored) or, if it lies beyond our replica, follows a handover we
+   have not replicated: the entries up to its size are fetched and checked against its root, a
+   copy of our replica replays them (the handover is signed by the key we trust), and the
+   checkpoint must then verify with the key in effect at its size. A newer checkpoint is followed by a consistency proof from
    our mirror's size, then the entries in pages; each chunk of pages is appended only once a
    consistency proof from its end to the checkpoint (or, for the last one, the root) verifies, so
    the mirror keeps every verifiable leaf and never has a hole.
@@ -134,11 +139,11 @@ class PeerSync:
                 continue
             if proof.id in known:
                 continue
-            key = self.fed.trusted_key(proof.origin)
-            if key is None:
+            keys = self.fed.trusted_keys(proof.origin)
+            if not keys:
                 continue  # about a log we do not pin: nothing we can check
             try:
-                proof.verify(key)
+                proof.verify(*keys)
             except ProofError as exc:
                 self._problem(report, proof.origin, "bad_proof", exc.message)
                 continue
@@ -158,14 +163,25 @@ class PeerSync:
             note = item.get("checkpoint")
             if not isinstance(origin, str) or origin == own or not isinstance(note, str):
                 continue
-            key = self.fed.trusted_key(origin)
-            if key is None:
+            key = self.fed.pinned_key(origin)
+            sched = self.fed.schedule(origin)
+            if key is None or sched is None:
                 continue
             try:
                 sc = SignedCheckpoint.parse(note)
-                sc.verify(origin, key)
             except CheckpointError as exc:
                 self._problem(report, origin, "bad_checkpoint", exc.message)
+                continue
+            try:
+                sc.verify(origin, PublicKey.from_text(sched.key_at(sc.checkpoint.size)))
+            except CheckpointError as exc:
+                try:
+                    added = await self._follow(origin, key, sc, report, exc.message)
+                except ApiError as exc2:
+                    self._problem(report, origin, "peer_refused", exc2.message)
+                    continue
+                if added:
+                    report.appended[origin] = added
                 continue
             try:
                 added = await self._sync_origin(origin, key, sc, report)
@@ -205,6 +221,113 @@ class PeerSync:
                 await self._investigate(origin, key, sc, report)
                 return 0
         return await self._fetch(origin, key, sc, cr, report)
+
+    async def _follow(
+        self, origin: str, key: PublicKey, sc: SignedCheckpoint, report: RoundReport, why: str
+    ) -> int:
+        """A checkpoint not signed by the key in effect at its size as our replica knows it:
+        refuse a retired key's, or follow a handover in the entries up to its size."""
+        fed = self.fed
+        cp = sc.checkpoint
+        sched = fed.schedule(origin)
+        assert sched is not None
+        want = sched.key_at(cp.size)
+        keys = [k.to_text() for k in sched.public_keys()]
+        for k in sched.public_keys():
+            text = k.to_text()
+            if text == want:
+                continue
+            try:
+                sc.verify(origin, k)
+            except CheckpointError:
+                continue
+            what = (
+                "that a handover retired"
+                if keys.index(text) < keys.index(want)
+                else "not yet in effect at that size"
+            )
+            self._problem(
+                report,
+                origin,
+                "retired_key",
+                f"checkpoint {cp.size} of {origin} is signed by {text}, a key {what} (the key "
+                f"in effect is {want}): not kept",
+            )
+            return 0
+        info = fed.reader.log(origin)
+        if info is not None and info.frozen:
+            return 0
+        ours = 0 if info is None else info.size
+        if cp.size <= ours:
+            # Our mirror holds the leaves; the replica had not replayed them yet.
+            held = await fed.query(lambda: fed.key_after(origin, ours, [], cp.size))
+            if held is not None and held != want:
+                try:
+                    sc.verify(origin, PublicKey.from_text(held))
+                except CheckpointError:
+                    pass
+                else:
+                    await fed.refresh_origin(origin)
+                    return await self._sync_origin(origin, key, sc, report)
+            self._problem(
+                report,
+                origin,
+                "bad_checkpoint",
+                f"checkpoint {cp.size} of {origin} is not signed by the key in effect at that "
+                f"size ({held or want}): {why}",
+            )
+            return 0
+        if cp.size - ours > fed.config.max_investigate:
+            self._problem(
+                report,
+                origin,
+                "bad_checkpoint",
+                f"checkpoint {cp.size} is not signed by the key in effect at our replica ({why}); "
+                f"following a handover would need {cp.size - ours} entries, beyond "
+                f"max_investigate ({fed.config.max_investigate})",
+            )
+            return 0
+        leaves: list[bytes] = []
+        page = fed.config.page_size
+        while ours + len(leaves) < cp.size:
+            pos = ours + len(leaves)
+            got = await self.client.entries(origin, pos, min(cp.size, pos + page))
+            if not got:
+                break
+            leaves.extend(got[: cp.size - pos])
+        cr = CompactRange(0) if info is None else info.compact_range()
+        for leaf in leaves:
+            cr.append(leaf_hash(leaf))
+        if cr.size != cp.size or cr.root() != cp.root:
+            self._problem(
+                report,
+                origin,
+                "bad_checkpoint",
+                f"checkpoint {cp.size} is not signed by the key in effect at our replica "
+                f"({why}), and the entries [{ours}, {cp.size}) served with it do not lead to "
+                "its root: no handover can be followed",
+            )
+            return 0
+        found = await fed.query(lambda: fed.key_after(origin, ours, leaves, cp.size))
+        if found is not None and found != want:
+            try:
+                sc.verify(origin, PublicKey.from_text(found))
+            except CheckpointError:
+                pass
+            else:
+                await fed.keep_cosignatures(origin, sc, keys=[PublicKey.from_text(found)])
+                if leaves and not await fed.append_mirror(origin, key, ours, leaves, sc):
+                    return 0
+                await fed.refresh_origin(origin)
+                return len(leaves)
+        self._problem(
+            report,
+            origin,
+            "bad_checkpoint",
+            f"checkpoint {cp.size} of {origin} is not signed by the key in effect at that size "
+            f"({found or want}), after replaying the entries up to it: {why}",
+        )
+        return 0
 
     async def _fetch(
         self,
@@ -273,7 +396,7 @@ class PeerSync:
         stored = fed.reader.checkpoint(origin, cp.size)
         if stored is not None and stored.root != cp.root:
             proof = SplitViewProof.of_roots(SignedCheckpoint.parse(stored.note), theirs)
-            proof.verify(key)
+            proof.verify(key, *fed.trusted_keys(origin))
             if await fed.store_split_view(proof):
                 report.proofs += 1
             return
@@ -333,7 +456,7 @@ class PeerSync:
             (ours, leaf_hash(our_leaf), our_proof),
             (theirs, their_hash, their_proof),
         )
-        proof.verify(key)
+        proof.verify(key, *fed.trusted_keys(origin))
         if await fed.store_split_view(proof):
             report.proofs += 1
 

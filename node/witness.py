@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from crypto import PublicKey
 from protocol._witness import (
     MAX_ADD_CHECKPOINT_BYTES,
     decide,
@@ -46,7 +48,7 @@ from .client import Transport
 from .errors import PeerError
 
 if TYPE_CHECKING:
-    from ._federation import Federation
+    from ._federation import Federation, KeySchedule
     from .store import Store
     from .sync import PeerPin
 
@@ -96,8 +98,19 @@ async def add_checkpoint_handler(request: web.Request, fed: Federation) -> web.R
     origin = req.checkpoint.checkpoint.origin
     if origin != fed.origin and fed.trusted_key(origin) is None:
         await fed.refresh_trust()  # a peer pinned since the last round
-    key = None if origin == fed.origin else fed.trusted_key(origin)
-    keys = None if key is None else [key]
+    sched = None if origin == fed.origin else fed.schedule(origin)
+    keys = None
+    if sched is not None:
+        # The key in effect at the checkpoint's size, as this witness's replica knows it.
+        size = req.checkpoint.checkpoint.size
+        want = sched.key_at(size)
+        keys = [PublicKey.from_text(want)]
+        refused, later = _handover_refusal(req.checkpoint, sched, want)
+        if refused is not None:
+            resp = _text(403, refused + "\n")
+            if later:  # not the log's fault: the pusher tries again after our next sync
+                resp.headers["Retry-After"] = str(math.ceil(fed.config.sync_interval_s))
+            return resp
     node = fed.node
     now = int(node.clock())
 
@@ -131,6 +144,38 @@ async def add_checkpoint_handler(request: web.Request, fed: Federation) -> web.R
     if status == 409 and stale is not None:
         return _text(409, f"{stale}\n", SIZE_TYPE)
     return _text(status, message + "\n")
+
+
+def _handover_refusal(
+    sc: SignedCheckpoint, sched: KeySchedule, want: str
+) -> tuple[str | None, bool]:
+    """Why a checkpoint not signed by the key in effect ``want`` is refused, naming the
+    handover problem, and whether to retry later; None if it is signed by ``want`` (or by no
+    key of the schedule at a size replicated here, which :func:`protocol._witness.decide`
+    refuses in the standard words)."""
+    cp = sc.checkpoint
+    try:
+        sc.verify(cp.origin, PublicKey.from_text(want))
+    except CheckpointError:
+        pass
+    else:
+        return None, False
+    for key in sched.public_keys():
+        try:
+            sc.verify(cp.origin, key)
+        except CheckpointError:
+            continue
+        return (
+            f"checkpoint {cp.size} of {cp.origin} is signed by {key.to_text()}, which is not "
+            f"the key in effect at that size ({want}): a handover retired it"
+        ), False
+    if cp.size > sched.size:
+        return (
+            f"this witness has not replicated the handover that checkpoint {cp.size} of "
+            f"{cp.origin} may follow: no signature on it verifies with the key in effect after "
+            f"the {sched.size} leaves replicated here ({want}); retry once it has synced"
+        ), True
+    return None, False
 
 
 @dataclass(slots=True)
@@ -203,7 +248,7 @@ class Pusher:
                 continue
             if resp.status != 200:
                 wp.last_error = f"HTTP {resp.status}: {resp.body[:200].decode('utf-8', 'replace')}"
-                if resp.status in (403, 404, 422):
+                if resp.status in (403, 404, 422) and "retry-after" not in resp.headers:
                     wp.refused = cp.size
                 return False
             return await self._accept(wp, cp.note, resp.body)
