@@ -94,7 +94,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 
 @click.group("admin")
 def admin_group() -> None:
-    """Registrar and city admin: enrol keys, create assemblies, areas and issues, seal."""
+    """Registrar and city admin: enrol keys, create assemblies, areas and issues, seal, and
+    rotate the city key."""
 
 
 @admin_group.command("enrol")
@@ -266,3 +267,26 @@ def issue_create_cmd(
 def issue_seal_cmd(issue: str, data_dir: Path, as_json: bool) -> None:
     """Seal this city's part of ISSUE's record now (sealing is automatic at the close)."""
     _report(run_admin(data_dir, "issue.seal", {"issue": issue}), as_json, f"issue {issue} sealed")
+
+
+@admin_group.command("handover")
+@click.option("--yes", is_flag=True, envvar="LIQUIDE_YES", help="Do not ask for confirmation.")
+@data_option
+@json_option
+def handover_cmd(yes: bool, data_dir: Path, as_json: bool) -> None:
+    """Rotate the city key: a new key signs from the next leaf on.
+
+    Creates the new key in the data directory (node.key.1, node.key.2, …; no key file is ever
+    deleted), then appends a handover event signed by the key in effect. Peers, witnesses and
+    observers keep their pins and follow the handover. It cannot be undone.
+    """
+    if not yes:
+        click.confirm(f"Hand the city key of {data_dir} over to a new key?", abort=True)
+    result = run_admin(data_dir, "handover", {})
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"handed over: the city key is now {result['new_key']} ({result['key_file']}); "
+            f"event {result['event_id']} at index {result['index']}"
+        )

@@ -8,7 +8,7 @@ import pytest
 
 from crypto import SecretKey
 from protocol.checkpoint import Checkpoint, SplitViewProof, sign_checkpoint
-from protocol.errors import ProofError
+from protocol.errors import CheckpointError, ProofError
 from protocol.events import Event
 from protocol.verify import NodeMaterial, verify
 
@@ -121,3 +121,15 @@ def test_a_split_view_signed_by_the_old_and_the_new_key_is_proven(fed: Federatio
     report = run(fed, fed.material("http://a.example/"), fed.material("http://c.example/"), node)
     codes = {f.code for f in errors(report) if f.origin == A}
     assert "split_view" in codes
+
+
+def test_signer_names_the_key_of_the_schedule_that_signed() -> None:
+    cp = Checkpoint(A, 3, b"\x01" * 32)
+    sc = sign_checkpoint(cp, NEW)
+    assert sc.signer(A, [OLD.public_key, NEW.public_key]) == NEW.public_key
+    with pytest.raises(CheckpointError, match=r"none of the 2 keys of a\.example/liquide"):
+        sc.signer(A, [OLD.public_key, key("mallory").public_key])
+    with pytest.raises(CheckpointError, match="no signature"):
+        sc.signer(A, [OLD.public_key])  # one key: the plain error of that key
+    with pytest.raises(CheckpointError, match="origin"):
+        sc.signer("other.example/liquide", [NEW.public_key])
