@@ -38,7 +38,14 @@ from protocol.checkpoint import (
 )
 from protocol.errors import CheckpointError, ProofError, ProtocolError, ValidationError
 from protocol.events import AssemblyJoinBody, Event, IssueBody, SealBody
-from protocol.merkle import EMPTY_ROOT, CompactRange, MemoryTree, leaf_hash, verify_consistency
+from protocol.merkle import (
+    EMPTY_ROOT,
+    CompactRange,
+    MemoryTree,
+    leaf_hash,
+    node_hash,
+    verify_consistency,
+)
 from protocol.record import RecordPart, record_id
 from protocol.state import Finding as ReplayFinding
 from protocol.state import State, tally_input
@@ -481,7 +488,7 @@ def _stream(ctx: _Ctx, log: _Log) -> None:
         # Earlier leaves are not at hand: an old seq reused is reported as seq_reused.
         state = State.from_dict(saved.state.to_dict())
         cr = saved.range.copy()
-    _replay(ctx, log, best, entries, start=start, end=end, state=state, cr=cr, wanted=wanted)
+    cr = _replay(ctx, log, best, entries, start=start, end=end, state=state, cr=cr, wanted=wanted)
     log.state, log.range, log.size, log.replayed = state, cr, end, True
     beyond = best.mat.end - end
     if beyond:
@@ -499,7 +506,14 @@ def _replay(
     state: State,
     cr: CompactRange,
     wanted: set[int],
-) -> None:
+) -> CompactRange:
+    """Stream ``entries[start:end]`` into ``state``; return the compact range grown over them.
+
+    Chunks are pipelined: while the batcher checks the signatures of the next chunks (in other
+    processes, for a pool), this process hashes and replays the current one. Each leaf is decoded
+    once, here; the batcher gets the raw keys and signed messages and answers with the positions
+    that failed, which replay then re-checks itself (and reports).
+    """
     s3, s5 = ctx.report.step(3), ctx.report.step(5)
     batcher = ctx.batcher
     origin, node = log.origin, view.node
@@ -545,19 +559,33 @@ def _replay(
     pending: deque[tuple[int, Sequence[bytes], list[Event | None], Callable[[], set[int]]]] = (
         deque()
     )
-    append, apply, apply_event = cr.append, state.apply, state.apply_event
+    apply, apply_event = state.apply, state.apply_event
     checked = batcher is not None
     depth = _DEPTH if checked else 1
+    seal_parts = log.seal_parts
+    # The seal part that holds the live state: copied only if another leaf follows it.
+    held: str | None = None
     next_lo = start
     while next_lo < end or pending:
         while next_lo < end and len(pending) < depth:
             pending.append(prepare(next_lo))
             next_lo = min(next_lo + chunk, end)
         lo, leaves, events, wait = pending.popleft()
+        hi = lo + len(leaves)
+        # The roots this chunk must yield: at checkpoint sizes, and after each seal.
+        cuts = {s for s in wanted if lo < s <= hi}
+        cuts.update(
+            lo + j + 1 for j, ev in enumerate(events) if ev is not None and ev.type == "seal"
+        )
+        cr, at = _grow(cr, [leaf_hash(leaf) for leaf in leaves], cuts)
+        for size in wanted.intersection(at):
+            roots[size] = at[size]
         bad = wait()
         idx = lo
         for leaf, ev in zip(leaves, events, strict=True):
-            append(leaf_hash(leaf))
+            if held is not None:
+                seal_parts[held] = SealedPart(seal_parts[held].root, state.copy())
+                held = None
             if ev is None:
                 found = apply(idx, leaf)
             else:
@@ -570,13 +598,48 @@ def _replay(
                 assert isinstance(body, SealBody)
                 iss = state.issue(body.issue)
                 if iss is not None and ctx.ours(state, iss.assembly):
-                    log.seal_parts[body.issue] = SealedPart(cr.root(), state.copy())
-            if idx in wanted:
-                roots[idx] = cr.root()
+                    seal_parts[body.issue] = SealedPart(at[idx], state)
+                    held = body.issue
         s3.count("entries checked", len(leaves))
         s5.count("events replayed", len(leaves))
         if ctx.progress is not None:
-            ctx.progress(origin, lo + len(leaves), end)
+            ctx.progress(origin, hi, end)
+    return cr
+
+
+def _grow(
+    cr: CompactRange, hashes: Sequence[bytes], cuts: Iterable[int]
+) -> tuple[CompactRange, dict[int, bytes]]:
+    """Append leaf ``hashes`` to ``cr``; return the grown range and its roots at the sizes of
+    ``cuts`` that fall within the appended span.
+
+    The result is that of appending one hash at a time, but each aligned perfect subtree is
+    hashed level by level (a list comprehension per level) and joined to the peaks at once.
+    """
+    size = cr.size
+    end = size + len(hashes)
+    peaks = list(cr.peaks)
+    wanted = {c for c in cuts if size < c <= end}
+    roots: dict[int, bytes] = {}
+    i = 0
+    for stop in sorted(wanted | {end}):
+        while size < stop:
+            # The largest perfect subtree that starts at `size` and ends by `stop`.
+            span = min(size & -size or 1 << 63, 1 << ((stop - size).bit_length() - 1))
+            level = hashes[i : i + span]
+            while len(level) > 1:
+                level = [node_hash(a, b) for a, b in zip(level[::2], level[1::2], strict=True)]
+            h = level[0]
+            index = size // span
+            while index & 1:
+                h = node_hash(peaks.pop(), h)
+                index >>= 1
+            peaks.append(h)
+            size += span
+            i += span
+        if stop in wanted:
+            roots[stop] = CompactRange(size, peaks).root()
+    return CompactRange(size, peaks), roots
 
 
 def _route(ctx: _Ctx, found: Sequence[ReplayFinding], node: str) -> None:
