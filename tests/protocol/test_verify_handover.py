@@ -13,8 +13,8 @@ from protocol.events import Event
 from protocol.verify import NodeMaterial, verify
 
 from ._events_factory import key
-from ._verify_factory import CLOSES, GRACE, A, Federation, build
-from .test_verify import errors, replace_log, run
+from ._verify_factory import CLOSES, GRACE, OPENS, A, Federation, build
+from .test_verify import _incremental, errors, replace_log, run
 
 OLD = key("city-a")
 NEW = key("city-a-next")
@@ -133,3 +133,32 @@ def test_signer_names_the_key_of_the_schedule_that_signed() -> None:
         sc.signer(A, [OLD.public_key])  # one key: the plain error of that key
     with pytest.raises(CheckpointError, match="origin"):
         sc.signer("other.example/liquide", [NEW.public_key])
+
+
+def test_incremental_verification_follows_a_handover_made_in_between() -> None:
+    """Saved before the handover, resumed after it: the saved schedule plus the new entries'
+    handover give the new key; a later incremental run starts from the saved new key."""
+    fed = build(seal=False)
+    trust = fed.trust()
+    first = verify(trust, [fed.material("http://a.example/")], now=OPENS + 60)
+    assert first.report.passed, first.report.to_text()
+    before = {o: s.range.size for o, s in first.state.logs.items()}
+    fed.a.hand_over(NEW, OPENS + 60)
+    fed.a.city("enrol", {"key": key("late").public_key.to_text(), "ref": "late"}, OPENS + 61)
+    fed.a.checkpoint(cosigned_at=OPENS + 70)
+    second = verify(
+        trust, [_incremental(fed, "http://a.example/", before)], now=OPENS + 80, saved=first.state
+    )
+    assert second.report.passed, second.report.to_text()
+    assert second.state.logs[A].state.city_key == NEW.public_key.to_text()
+    # once more, with a checkpoint past the handover signed by the retired key
+    size = len(fed.a.leaves)
+    fed.a.city("seal", {"issue": fed.issue.id}, CLOSES + 5)
+    fed.a.checkpoint(cosigned_at=CLOSES + 20)
+    bad = sign_checkpoint(Checkpoint(A, size + 1, fed.a.root(size + 1)), OLD)
+    fed.a.checkpoints[size + 1] = bad
+    again = {o: s.range.size for o, s in second.state.logs.items()}
+    third = verify(
+        trust, [_incremental(fed, "http://a.example/", again)], now=CLOSES + 30, saved=second.state
+    )
+    assert [(f.code, f.index) for f in errors(third.report, 1)] == [("retired_key", size + 1)]
