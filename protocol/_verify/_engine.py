@@ -25,7 +25,7 @@ import base64
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from crypto import PublicKey, domain_message
 from protocol.chain import EquivocationProof
@@ -37,7 +37,7 @@ from protocol.checkpoint import (
     cosigner_key_id,
 )
 from protocol.errors import CheckpointError, ProofError, ProtocolError, ValidationError
-from protocol.events import AssemblyJoinBody, Event, IssueBody, SealBody
+from protocol.events import EVENT_TYPES, AssemblyJoinBody, Event, IssueBody, SealBody
 from protocol.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -78,6 +78,8 @@ STEP3_REASONS: Final = frozenset(
 )
 _CHUNK: Final = 4096
 _DEPTH: Final = 3
+#: The bytes each type's signed message starts with (``domain_message(type, b"")``).
+_PREFIXES: Final = {t: domain_message(t, b"") for t in EVENT_TYPES}
 
 
 class SignatureBatcher(Protocol):
@@ -520,40 +522,22 @@ def _replay(
     roots = log.roots
     chunk = ctx.chunk
     base = view.mat.start
-    decode = Event.decode
-
-    prefixes: dict[str, bytes] = {}
 
     def prepare(lo: int) -> tuple[int, Sequence[bytes], list[Event | None], Callable[[], set[int]]]:
         hi = min(lo + chunk, end)
         leaves = entries[lo - base : hi - base]
-        events: list[Event | None] = []
+        events, complete = _decode_all(leaves)
         if batcher is None:
-            for leaf in leaves:
-                try:
-                    events.append(decode(leaf))
-                except ProtocolError:
-                    events.append(None)
             return lo, leaves, events, set
-        keys: list[bytes] = []
-        signed: list[bytes] = []
-        pos: list[int] = []
-        for j, leaf in enumerate(leaves):
-            try:
-                ev = decode(leaf)
-            except ProtocolError:
-                events.append(None)
-                continue
-            events.append(ev)
-            t = ev.type
-            prefix = prefixes.get(t)
-            if prefix is None:
-                # The signed message is this prefix followed by the unsigned form (§2).
-                prefix = prefixes[t] = domain_message(t, b"")
-            keys.append(ev.author_raw)
-            signed.append(ev.sig + prefix + ev.unsigned_bytes())
-            pos.append(j)
-        wait = batcher.submit(keys, signed)
+        # The signed message is the type's prefix followed by the unsigned form (§2).
+        good = cast("list[Event]", events) if complete else [e for e in events if e is not None]
+        wait = batcher.submit(
+            [ev.author_raw for ev in good],
+            [ev.sig + _PREFIXES[ev.type] + ev.unsigned_bytes() for ev in good],
+        )
+        if complete:
+            return lo, leaves, events, lambda: set(wait())
+        pos = [j for j, ev in enumerate(events) if ev is not None]
         return lo, leaves, events, lambda: {pos[b] for b in wait()}
 
     pending: deque[tuple[int, Sequence[bytes], list[Event | None], Callable[[], set[int]]]] = (
@@ -605,6 +589,22 @@ def _replay(
         if ctx.progress is not None:
             ctx.progress(origin, hi, end)
     return cr
+
+
+def _decode_all(leaves: Sequence[bytes]) -> tuple[list[Event | None], bool]:
+    """Each leaf decoded, or None where it does not decode; and whether all of them did."""
+    decode = Event.decode
+    try:
+        return list(map(decode, leaves)), True  # the common case, in one C-driven loop
+    except ProtocolError:
+        pass
+    events: list[Event | None] = []
+    for leaf in leaves:
+        try:
+            events.append(decode(leaf))
+        except ProtocolError:
+            events.append(None)
+    return events, False
 
 
 def _grow(
@@ -1098,8 +1098,10 @@ def _window_changes(
                 issue=issue_id,
             )
             continue
-        for change in st.enrolment_changes(issue_id):
-            ctx.report.step(5).count("enrolment changes inside voting windows")
+        changes = st.enrolment_changes(issue_id)
+        if changes:
+            ctx.report.step(5).count("enrolment changes inside voting windows", len(changes))
+        for change in changes:
             ctx.add(
                 5,
                 "info",
