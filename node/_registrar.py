@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crypto import KeyFormatError, PublicKey
-from protocol.events import DEFAULT_POLICY, Policy
+from protocol.events import DEFAULT_POLICY, Event, HandoverBody, Policy
 
 from .errors import ConflictError, NotFoundError, RequestError
 from .ingest import Accepted, Writer
@@ -146,9 +146,11 @@ def status_of(store: Store, origin: str) -> dict[str, Any]:
     def count(sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
+    key = store.get_meta("key")
     return {
         "origin": origin,
-        "key": store.get_meta("key"),
+        "key": key,
+        "key_in_effect": _key_in_effect(store, origin, key),
         "vkey": None if info is None else info.vkey,
         "size": 0 if info is None else info.size,
         "checkpoint": None if cp is None else {"size": cp.size, "time": cp.time},
@@ -161,6 +163,18 @@ def status_of(store: Store, origin: str) -> dict[str, Any]:
         "peers": count("SELECT COUNT(*) FROM peers"),
         "proofs": count("SELECT COUNT(*) FROM proofs"),
     }
+
+
+def _key_in_effect(store: Store, origin: str, key: str | None) -> str | None:
+    """The own log's key after its handovers (the writer checked each one when appending)."""
+    rows = store.conn.execute(
+        "SELECT leaf FROM entries WHERE origin = ? AND type = 'handover' ORDER BY idx", (origin,)
+    ).fetchall()
+    for (leaf,) in rows:
+        ev = Event.decode(bytes(leaf))
+        if ev.author == key and isinstance(ev.body, HandoverBody):
+            key = ev.body.key
+    return key
 
 
 def status(w: Writer) -> dict[str, Any]:

@@ -72,6 +72,13 @@ def test_handover_offline_then_restart_signs_with_the_new_key(tmp_path: Path) ->
         SignedCheckpoint.parse(node.store.checkpoint(ORIGIN, 1).note).verify(ORIGIN, old.public_key)  # type: ignore[union-attr]
     finally:
         node.close()
+    code, out, _ = run("node", "status", "--json", *d)
+    assert code == 0
+    status = json.loads(out)
+    assert (status["key"], status["key_in_effect"]) == (
+        old.public_key.to_text(),
+        new.public_key.to_text(),
+    )
     # a second handover adds node.key.2 and retires node.key.1's key
     code, out, _ = run("admin", "handover", "--yes", "--json", *d)
     assert code == 0
