@@ -145,14 +145,14 @@ def explain(source: TallyResult | TallyEngine, voter: str) -> Explanation:
 
 def _explain_engine(engine: TallyEngine, voter: str) -> Explanation:
     res = engine.resolution
-    if voter not in res.own:
+    if voter not in res.index:
         raise TallyInputError(f"voter {voter!r} is not in this tally")
     eff = res.scope(voter)
     skipped = tuple(t for t in res.row(voter) if t not in res.own)
-    s = res.status(voter)
+    s = res.status_of(voter)
     if s == DIRECT:
         own = res.own[voter]
-        weight = res.weight[voter]
+        weight = res.weight_of(voter)
         msg = f"{voter} voted and cast a weight of {weight} ({own} own, {weight - own} delegated)."
         reason = None
         if eff is not None:
@@ -162,11 +162,17 @@ def _explain_engine(engine: TallyEngine, voter: str) -> Explanation:
     if s == DELEGATED:
         path = tuple(res.path(voter))
         msg = (
-            f"{voter}'s {eff}-scope delegation passed a weight of {res.weight[voter]} along "
+            f"{voter}'s {eff}-scope delegation passed a weight of {res.weight_of(voter)} along "
             f"{' → '.join(path)}; {path[-1]} voted."
         )
         return Explanation(
-            voter, "delegated", msg, weight=res.weight[voter], scope=eff, path=path, skipped=skipped
+            voter,
+            "delegated",
+            msg,
+            weight=res.weight_of(voter),
+            scope=eff,
+            path=path,
+            skipped=skipped,
         )
     if s == ABSENT:
         if eff is None:

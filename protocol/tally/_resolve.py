@@ -25,27 +25,33 @@ How each rule is computed, in O(V + E) unless noted:
   the current prefix) and stops at the first exit, or at a vertex whose already known path avoids
   the prefix. That is O(component size + edges) per voter of a non-trivial component.
 
-Skipping trustees who are not voters never needs a pass of its own: such a trustee is never at
-any distance from a casting voter, so it is never chosen, and dropping it keeps the order of the
-others, which is all that BFD's and DFD's comparisons use. Only MinSum adds rank numbers, so only
-MinSum renumbers the lists that hold an unknown trustee.
+**Data layout.** Voters are numbered once, in sorted id order (the canonical key order, so the
+result's per-voter part comes out in number order), and everything after that works on lists
+indexed by number: the trustee lists, the statuses (a ``bytearray``), the weights and the
+segments. At a million voters the cost of resolution is memory latency and the interpreter's
+per-item overhead: a lookup by a 63-character id touches the id's string, the table and the
+stored key (a different string object, decoded from another place in the document), while
+``list[i]`` touches one slot. So the ids are looked up exactly once each (the voters, the
+trusters, the casting voters, and the trustees of effective rows only), and the per-voter
+passes are C-level ``map``/``compress`` over those lists wherever they can be.
+
+Trustees who are not voters are dropped when the lists are numbered: dropping keeps the order of
+the others, which is all that BFD's and DFD's comparisons use, and it is exactly MinSum's
+renumbering of ranks after skipping.
 
 A path is stored as a segment: ``mid[v]`` (the voters between ``v`` and ``nxt[v]``, empty for
 tree-like hops) followed by ``nxt[v]``'s own path. Weights are then pushed along segments in the
 reverse of the order in which paths were fixed.
-
-Everything is keyed by voter id, and the per-voter work is written as C-level passes (``map``,
-``filter``, ``compress``, ``dict.update`` over iterators) wherever it can be: at a million voters
-the cost is the interpreter's per-item overhead and memory latency, not the algorithms.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, MutableSequence
 from dataclasses import dataclass
-from itertools import chain, compress, repeat, tee
-from operator import add, not_
+from itertools import chain, compress, repeat
+from operator import contains, ne, not_
+from typing import Any
 
 from ._input import SCOPES, TallyInput
 
@@ -66,74 +72,89 @@ LOST_CYCLE = 3
 LOST_DEAD_END = 4
 
 _INF = 1 << 62
+#: "No voter" in the number lists (``nxt`` of a voter without a path, a missed search).
+_NONE = -1
 
 Names = tuple[str, ...]
+#: A delegating voter's remaining trustees, by number, in rank order.
+Numbers = tuple[int, ...]
+
+
+def scatter(target: MutableSequence[Any], positions: Iterable[int], values: Iterable[Any]) -> None:
+    """Set ``target[p] = value`` for each pair, in one C-level pass."""
+    deque(map(target.__setitem__, positions, values), maxlen=0)
 
 
 @dataclass(slots=True)
 class Resolution:
-    """The resolved electorate, keyed by voter id."""
+    """The resolved electorate. Voter number ``i`` is ``ids[i]``; per-voter lists are by number."""
 
     #: Every voter, in sorted order (the canonical key order).
     ids: list[str]
+    #: Voter id → number.
+    index: dict[str, int]
     #: Each voter's own weight (the input's ``voters``).
     own: Mapping[str, int]
-    #: The casting voters (the input's ``ballots``).
-    casting: Mapping[str, Mapping[str, int]]
-    #: The rows of each scope: scope → truster → trustees as given.
+    #: The casting voters' numbers, in the order of the input's ``ballots``.
+    casting: list[int]
+    #: The rows of each scope as given: scope → truster → trustees.
     rows: dict[str, Mapping[str, Names]]
-    #: Delegating voters (no ballot, a non-empty effective row) → that row's trustees as given.
-    trustees: dict[str, Names]
-    #: Weight of every direct and delegated voter (the others keep their own weight here).
-    weight: dict[str, int]
-    #: Last voter of each delegated voter's segment.
-    nxt: dict[str, str]
+    #: Per voter: 1 + the index in SCOPES of its effective row's scope, 0 without a row.
+    scope_of: bytearray
+    #: Per voter: the remaining trustees of a delegating voter (no ballot, a non-empty effective
+    #: row), empty for every other voter and when none of the trustees is a voter.
+    trustees: list[Numbers]
+    #: Per voter: ABSENT, DIRECT, DELEGATED, LOST_CYCLE or LOST_DEAD_END.
+    status: bytearray
+    #: Per voter: the weight of a direct or delegated voter (the others keep their own weight).
+    weight: list[int]
+    #: Per voter: the last voter of a delegated voter's segment (``_NONE`` for the others).
+    nxt: list[int]
     #: Intermediate voters of the segments that are longer than one hop.
-    mid: dict[str, Names]
+    mid: dict[int, Numbers]
     #: Delegated voters in the order their paths were fixed (a segment's end comes first).
-    order: list[str]
-    #: Lost voters → LOST_CYCLE or LOST_DEAD_END.
-    lost: dict[str, int]
+    order: list[int]
     #: ``nxt`` of each voter of ``order``, aligned with it.
-    ends: list[str]
-    #: ``weight`` of each voter of ``order``, aligned with it.
-    order_weight: list[int]
-    #: ``weight`` of each casting voter, in the order of ``casting``.
+    ends: list[int]
+    #: Lost voters, in the order they were classified.
+    lost: list[int]
+    #: ``weight`` of each casting voter, aligned with ``casting``.
     casting_weight: list[int]
 
-    def status(self, v: str) -> int:
-        """Return ABSENT, DIRECT, DELEGATED, LOST_CYCLE or LOST_DEAD_END."""
-        if v in self.casting:
-            return DIRECT
-        if v in self.nxt:
-            return DELEGATED
-        return self.lost.get(v, ABSENT)
+    def status_of(self, v: str) -> int:
+        """Return ABSENT, DIRECT, DELEGATED, LOST_CYCLE or LOST_DEAD_END for voter id ``v``."""
+        return self.status[self.index[v]]
+
+    def weight_of(self, v: str) -> int:
+        """Return the weight of voter id ``v`` (see ``weight``)."""
+        return self.weight[self.index[v]]
 
     def scope(self, v: str) -> str | None:
         """Return the scope of ``v``'s effective row (None if it has none)."""
-        return next((s for s in reversed(SCOPES) if v in self.rows[s]), None)
+        code = self.scope_of[self.index[v]]
+        return SCOPES[code - 1] if code else None
 
     def row(self, v: str) -> Names:
         """Return the trustees of ``v``'s effective row as given (empty if none)."""
-        return next((self.rows[s][v] for s in reversed(SCOPES) if v in self.rows[s]), ())
+        scope = self.scope(v)
+        return self.rows[scope][v] if scope else ()
 
     def remaining(self, v: str) -> Names:
-        """Return the trustees of ``v``'s effective row who are voters, in rank order."""
-        own = self.own
-        return tuple(t for t in self.trustees.get(v, ()) if t in own)
+        """Return the trustees of delegating voter ``v`` who are voters, in rank order."""
+        ids = self.ids
+        return tuple(ids[t] for t in self.trustees[self.index[v]])
 
     def path(self, v: str) -> list[str]:
         """Return the path of delegated voter ``v``: first trustee first, casting voter last."""
-        out: list[str] = []
-        nxt, mid, casting = self.nxt, self.mid, self.casting
+        out: list[int] = []
+        nxt, mid, status = self.nxt, self.mid, self.status
+        x = self.index[v]
         while True:
-            seg = mid.get(v)
-            if seg:
-                out.extend(seg)
-            v = nxt[v]
-            out.append(v)
-            if v in casting:
-                return out
+            out.extend(mid.get(x, ()))
+            x = nxt[x]
+            out.append(x)
+            if status[x] == DIRECT:
+                return list(map(self.ids.__getitem__, out))
 
     def first_chain(self, v: str) -> list[str]:
         """Return the chain of first remaining trustees from ``v`` (used to explain a loss).
@@ -156,86 +177,95 @@ class Resolution:
 def resolve(inp: TallyInput) -> Resolution:
     """Resolve the delegations of a validated ``inp`` under its policy's delegation rule."""
     voters = inp.voters
-    ballots = inp.ballots
     ids = sorted(voters)  # linear when the input came from a canonical (sorted) document
+    n = len(ids)
+    index = dict(zip(ids, range(n), strict=True))
+    number = index.__getitem__
+    casting = list(map(number, inp.ballots))
 
-    # Effective rows: merge the scopes broadest first, so that a narrower row overwrites; then
-    # drop the casting voters' rows (ignored) and the blocking empty rows.
+    # Effective rows: scatter the scopes broadest first, so that a narrower row overwrites; then
+    # drop the casting voters' rows (ignored). Only the rows left are numbered, and a blocking
+    # empty row is falsy, so ``compress(given, given)`` picks the delegating voters' rows.
     rows = {s: inp.delegations.get(s, {}) for s in SCOPES}
-    trustees = {**rows["assembly"], **rows["area"], **rows["issue"]}
-    deque(map(trustees.pop, ballots, repeat(None)), maxlen=0)
-    for v in list(compress(trustees, map(not_, trustees.values()))):
-        del trustees[v]
+    scope_of = bytearray(n)
+    given: list[Names] = [()] * n
+    for code, scope in enumerate(SCOPES, 1):
+        trusters = list(map(number, rows[scope]))
+        scatter(scope_of, trusters, repeat(code))
+        scatter(given, trusters, rows[scope].values())
+    scatter(given, casting, repeat(()))
+    delegating = list(compress(range(n), given))
+    numbered: list[tuple[int | None, ...]] = list(
+        map(tuple, map(map, repeat(index.get), compress(given, given)))
+    )
+    del given
+    # A trustee who is not a voter was numbered None: drop it (rare, so found in one pass).
+    for k in list(compress(range(len(numbered)), map(contains, numbered, repeat(None)))):
+        numbered[k] = tuple(t for t in numbered[k] if t is not None)
+    trustees: list[Numbers] = [()] * n
+    scatter(trustees, delegating, numbered)
+    del numbered
 
-    nxt: dict[str, str] = {}
-    mid: dict[str, Names] = {}
+    nxt = [_NONE] * n
+    mid: dict[int, Numbers] = {}
     rule = inp.policy.delegation_rule
     if rule == "minsum":
-        order = _minsum(ballots, trustees, voters, nxt)
+        order = _minsum(casting, delegating, trustees, nxt)
+        ends = list(map(nxt.__getitem__, order))
     else:
-        levels, chosen = _bfs(ballots, trustees, nxt)
+        levels, chosen = _bfs(casting, delegating, trustees, nxt)
         if rule == "dfd":
-            dist: dict[str, int] = {}
+            dist = [_NONE] * n
             for d, level in enumerate(levels):
-                dist.update(zip(level, repeat(d)))
-            nxt.clear()
-            order = _dfd(ballots, trustees=trustees, voters=voters, dist=dist, nxt=nxt, mid=mid)
+                scatter(dist, level, repeat(d))
+            nxt = [_NONE] * n
+            order = _dfd(casting, delegating, trustees=trustees, dist=dist, nxt=nxt, mid=mid)
+            ends = list(map(nxt.__getitem__, order))
         else:
             order = list(chain.from_iterable(levels[1:]))
             ends = list(chain.from_iterable(chosen))
-    if rule != "bfd":
-        ends = list(map(nxt.__getitem__, order))
+        del levels, chosen
 
     # Push weights along segments, latest-fixed first (its carried weight is then complete).
-    # Starting from a copy of every own weight is cheaper than picking the voters concerned.
-    carried = dict(voters)
-    if mid:
-        passing: dict[str, int] = {}
-        for u in reversed(order):
-            m = carried[u]
-            seg = mid.get(u)
-            if seg:
-                for x in seg:
-                    passing[x] = passing.get(x, 0) + m
-            carried[nxt[u]] += m
-        for x, extra in passing.items():
-            carried[x] += extra
-        order_weight = list(map(carried.__getitem__, order))
-    else:
-        # carried[nxt[u]] += carried[u], latest first, as C-level maps: dict.update inserts
-        # each sum before it computes the next, so a parent reads its children's totals. When
-        # u's weight is read, all its children have been added, so it is final: tee keeps
-        # those reads as the weights of ``order`` (reversed), with no second lookup.
-        backwards = order[::-1]
-        ends_back = ends[::-1]
-        get = carried.__getitem__
-        own_back, kept = tee(map(get, backwards))
-        carried.update(zip(ends_back, map(add, map(get, ends_back), own_back), strict=True))
-        order_weight = list(kept)
-        order_weight.reverse()
-        del backwards, ends_back
+    # A segment's intermediate voters report the weight passing through them, but it travels on
+    # from the segment's end, not along their own paths: it is added to them only afterwards.
+    # A canonical document lists the voters sorted already: then their weights are in order.
+    weight = list(voters.values()) if ids == list(voters) else list(map(voters.__getitem__, ids))
+    passing: dict[int, int] = {}
+    for u, end in zip(reversed(order), reversed(ends), strict=True):
+        m = weight[u]
+        weight[end] += m
+        for x in mid.get(u, ()):
+            passing[x] = passing.get(x, 0) + m
+    for x, extra in passing.items():
+        weight[x] += extra
 
-    lost = _classify_lost(trustees, nxt, voters)
+    status = bytearray(n)
+    scatter(status, casting, repeat(DIRECT))
+    scatter(status, order, repeat(DELEGATED))
+    lost = _classify_lost(delegating, trustees, status)
     return Resolution(
         ids=ids,
+        index=index,
         own=voters,
-        casting=ballots,
+        casting=casting,
         rows=rows,
+        scope_of=scope_of,
         trustees=trustees,
-        weight=carried,
+        status=status,
+        weight=weight,
         nxt=nxt,
         mid=mid,
         order=order,
-        lost=lost,
         ends=ends,
-        order_weight=order_weight,
-        casting_weight=list(map(carried.__getitem__, ballots)),
+        lost=lost,
+        casting_weight=list(map(weight.__getitem__, casting)),
     )
 
 
 def _bfs(
-    casting: Mapping[str, object], trustees: dict[str, Names], nxt: dict[str, str]
-) -> tuple[list[list[str]], list[list[str]]]:
+    casting: list[int], delegating: list[int], trustees: list[Numbers], nxt: list[int]
+) -> tuple[list[list[int]], list[list[int]]]:
     """Return the voters that can reach a casting voter by distance (level 0: the casters),
     and the BFD choice of each voter of levels 1, 2, … (aligned with those levels).
 
@@ -246,66 +276,67 @@ def _bfs(
     the reversed edges of the voters that remain. A pass runs only while the level it finds is
     at least a quarter of what it scans, so the passes cost O(V) in all.
     """
-    levels: list[list[str]] = [list(casting)]
-    chosen: list[list[str]] = []
-    frontier: set[str] = set(casting)
-    remaining = dict(trustees)
+    levels: list[list[int]] = [casting]
+    chosen: list[list[int]] = []
+    # The previous level, as a byte per voter: a test that touches 1 byte, not a hash table.
+    frontier = bytearray(len(trustees))
+    scatter(frontier, casting, repeat(1))
+    closer = frontier.__getitem__
+    remaining = delegating
     while remaining:
-        finders = map(filter, repeat(frontier.__contains__), remaining.values())
-        firsts = list(map(next, finders, repeat(None)))
-        hit = list(compress(remaining, firsts))
+        finders = map(filter, repeat(closer), map(trustees.__getitem__, remaining))
+        firsts = list(map(next, finders, repeat(_NONE)))
+        found = list(map(ne, firsts, repeat(_NONE)))
+        hit = list(compress(remaining, found))
         if not hit:
             return levels, chosen
-        picks = list(filter(None, firsts))
-        nxt.update(zip(hit, picks, strict=True))
+        picks = list(compress(firsts, found))
+        scatter(nxt, hit, picks)
+        scatter(frontier, levels[-1], repeat(0))
+        scatter(frontier, hit, repeat(1))
         levels.append(hit)
         chosen.append(picks)
-        frontier = set(hit)
-        deque(map(remaining.pop, hit), maxlen=0)
+        remaining = list(compress(remaining, map(not_, found)))
         if len(hit) * 4 < len(remaining):
             break
     else:
         return levels, chosen
-    rev: dict[str, list[str]] = defaultdict(list)
-    for v, names in remaining.items():
-        for t in names:
-            rev[t].append(v)
+    waiting = bytearray(len(trustees))
+    scatter(waiting, remaining, repeat(1))
+    rev: dict[int, list[int]] = {}
+    for v in remaining:
+        for t in trustees[v]:
+            rev.setdefault(t, []).append(v)
     get = rev.get
     while True:
-        found: list[str] = []
+        level: list[int] = []
         for u in levels[-1]:
             for v in get(u, ()):
-                if v in remaining:
-                    del remaining[v]
-                    found.append(v)
-        if not found:
+                if waiting[v]:
+                    waiting[v] = 0
+                    level.append(v)
+        if not level:
             return levels, chosen
-        closer = frontier.__contains__
-        picks = list(map(next, map(filter, repeat(closer), map(trustees.__getitem__, found))))
-        nxt.update(zip(found, picks, strict=True))
-        levels.append(found)
+        picks = list(map(next, map(filter, repeat(closer), map(trustees.__getitem__, level))))
+        scatter(nxt, level, picks)
+        scatter(frontier, levels[-1], repeat(0))
+        scatter(frontier, level, repeat(1))
+        levels.append(level)
         chosen.append(picks)
-        frontier = set(found)
 
 
 def _minsum(
-    casting: Mapping[str, object],
-    trustees: dict[str, Names],
-    voters: Mapping[str, int],
-    nxt: dict[str, str],
-) -> list[str]:
+    casting: list[int], delegating: list[int], trustees: list[Numbers], nxt: list[int]
+) -> list[int]:
     """Minimum rank-sum delegation (Dial's algorithm); return the reached voters in order."""
-    ranked: dict[str, Names] = {}
-    rev: dict[str, list[tuple[str, int]]] = {}
-    for v, names in trustees.items():
-        if not all(map(voters.__contains__, names)):
-            names = tuple(t for t in names if t in voters)  # noqa: PLW2901  (ranks after skipping)
-        ranked[v] = names
-        for r, t in enumerate(names, 1):
+    rev: dict[int, list[tuple[int, int]]] = {}
+    for v in delegating:
+        for r, t in enumerate(trustees[v], 1):
             rev.setdefault(t, []).append((v, r))
-    dist = dict.fromkeys(casting, 0)
-    buckets: list[list[str]] = [list(casting)]
-    order: list[str] = []
+    dist = [_INF] * len(trustees)
+    scatter(dist, casting, repeat(0))
+    buckets: list[list[int]] = [list(casting)]
+    order: list[int] = []
     d = 0
     while d < len(buckets):
         for u in buckets[d]:
@@ -314,7 +345,7 @@ def _minsum(
             order.append(u)
             for v, r in rev.get(u, ()):
                 nd = d + r
-                if nd < dist.get(v, _INF):
+                if nd < dist[v]:
                     dist[v] = nd
                     while len(buckets) <= nd:
                         buckets.append([])
@@ -322,51 +353,45 @@ def _minsum(
         buckets[d] = []
         d += 1
     order = order[len(casting) :]
-    get = dist.get
     for v in order:
         dv = dist[v]
-        for r, t in enumerate(ranked[v], 1):
-            if get(t, _INF) + r == dv:
+        for r, t in enumerate(trustees[v], 1):
+            if dist[t] + r == dv:
                 nxt[v] = t
                 break
     return order
 
 
 def _dfd(
-    casting: Mapping[str, object],
+    casting: list[int],
+    delegating: list[int],
     *,
-    trustees: dict[str, Names],
-    voters: Mapping[str, int],
-    dist: dict[str, int],
-    nxt: dict[str, str],
-    mid: dict[str, Names],
-) -> list[str]:
-    """Depth-first delegation; ``dist`` (from the BFS) holds the voters that reach a caster.
+    trustees: list[Numbers],
+    dist: list[int],
+    nxt: list[int],
+    mid: dict[int, Numbers],
+) -> list[int]:
+    """Depth-first delegation; ``dist`` (from the BFS, ``_NONE`` if unreached) says who can
+    reach a caster.
 
     Return the delegated voters in the order their paths were fixed (dependencies first).
     """
-    known: set[str] = set(casting)  # voters whose path is fixed (casting voters: the empty path)
-    order: list[str] = []
-
-    def first(x: str) -> str | None:
-        names = trustees.get(x)
-        if not names:
-            return None
-        t = names[0]
-        return t if t in voters else next(filter(voters.__contains__, names), None)
+    known: set[int] = set(casting)  # voters whose path is fixed (casting voters: the empty path)
+    order: list[int] = []
 
     # 1. Voters whose rank-1 chain reaches a casting voter take it (all ranks 1 is the minimum).
-    done: set[str] = set(casting)
-    for v in trustees:
-        if v in done or v not in dist:
+    done: set[int] = set(casting)
+    for v in delegating:
+        if v in done or dist[v] == _NONE:
             continue
-        walk: list[str] = []
-        on_walk: set[str] = set()
-        x: str | None = v
+        walk: list[int] = []
+        on_walk: set[int] = set()
+        x: int | None = v
         while x is not None and x not in done and x not in on_walk:
             walk.append(x)
             on_walk.add(x)
-            x = first(x)
+            tl = trustees[x]
+            x = tl[0] if tl else None
         ok = x is not None and x in known
         done.update(walk)
         if ok:
@@ -377,10 +402,10 @@ def _dfd(
                 order.append(w)
 
     # 2. The others that can reach a caster, by strongly connected components, downstream first.
-    hard = [v for v in trustees if v in dist and v not in known]
+    hard = [v for v in delegating if dist[v] != _NONE and v not in known]
     if not hard:
         return order
-    comp: dict[str, int] = {}
+    comp: dict[int, int] = {}
     search = _DepthFirst(trustees, comp, known, nxt, mid)
     for cid, members in enumerate(_components(hard, trustees, set(hard))):
         if len(members) == 1:
@@ -406,20 +431,20 @@ class _DepthFirst:
 
     def __init__(
         self,
-        trustees: dict[str, Names],
-        comp: dict[str, int],
-        known: set[str],
-        nxt: dict[str, str],
-        mid: dict[str, Names],
+        trustees: list[Numbers],
+        comp: dict[int, int],
+        known: set[int],
+        nxt: list[int],
+        mid: dict[int, Numbers],
     ) -> None:
         self.trustees = trustees
         self.comp = comp
         self.known = known
         self.nxt = nxt
         self.mid = mid
-        self.dead: set[str] = set()
+        self.dead: set[int] = set()
 
-    def avoids(self, y: str, on_path: set[str], cid: int) -> bool:
+    def avoids(self, y: int, on_path: set[int], cid: int) -> bool:
         """Return whether the known path of ``y`` stays off ``on_path`` inside component ``cid``."""
         comp, nxt, mid = self.comp, self.nxt, self.mid
         z = y
@@ -433,7 +458,7 @@ class _DepthFirst:
             if z in on_path:
                 return False
 
-    def run(self, v: str, cid: int) -> None:
+    def run(self, v: int, cid: int) -> None:
         """Fix the lexicographically smallest feasible simple path of ``v`` (in component ``cid``).
 
         A depth-first search in rank order. A voter whose trustees are all explored without
@@ -452,7 +477,7 @@ class _DepthFirst:
             x = path[-1]
             tl = trustees[x]
             k = ptr[-1]
-            y: str | None = None
+            y: int | None = None
             while k < len(tl):
                 t = tl[k]
                 k += 1
@@ -460,7 +485,7 @@ class _DepthFirst:
                     if t in known:  # leaves the component: the rest is t's own path
                         y = t
                         break
-                    continue  # not a voter, or no way to a casting voter
+                    continue  # no way to a casting voter
                 if t in on_path or t in dead:
                     continue
                 if t in known and self.avoids(t, on_path, cid):
@@ -484,17 +509,15 @@ class _DepthFirst:
                 return
 
 
-def _components(
-    hard: list[str], trustees: dict[str, Names], in_hard: set[str]
-) -> Iterator[list[str]]:
+def _components(hard: list[int], trustees: list[Numbers], in_hard: set[int]) -> Iterator[list[int]]:
     """Tarjan's strongly connected components of the subgraph on ``hard`` (iterative).
 
     Components are yielded in reverse topological order: each after every one it can reach.
     """
-    low: dict[str, int] = {}
-    num: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
+    low: dict[int, int] = {}
+    num: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
     counter = 0
     for root in hard:
         if root in num:
@@ -524,7 +547,7 @@ def _components(
             if recursed:
                 continue
             if low[x] == num[x]:
-                members: list[str] = []
+                members: list[int] = []
                 while True:
                     w = stack.pop()
                     on_stack.discard(w)
@@ -537,35 +560,37 @@ def _components(
                 low[parent] = min(low[parent], low[x])
 
 
-def _classify_lost(
-    trustees: dict[str, Names], nxt: dict[str, str], voters: Mapping[str, int]
-) -> dict[str, int]:
-    """Return the delegating voters without a feasible path, lost in a cycle or at a dead end.
+def _classify_lost(delegating: list[int], trustees: list[Numbers], status: bytearray) -> list[int]:
+    """Mark the delegating voters without a feasible path (status still ABSENT) as lost in a
+    cycle or at a dead end, in ``status``; return them.
 
     The reason follows the chain of first remaining trustees: ``cycle`` if it revisits a voter,
     ``dead_end`` if it stops at a voter with nothing to follow. Every voter on such a chain is
     itself lost or absent (a trustee with a feasible path would give the truster one).
     """
-    lost: dict[str, int] = {}
-    for v in list(compress(trustees, map(not_, map(nxt.__contains__, trustees)))):
-        if v in lost:
+    unresolved = list(compress(delegating, map(not_, map(status.__getitem__, delegating))))
+    for v in unresolved:
+        if status[v]:  # already classified on an earlier walk
             continue
-        walk: list[str] = []
-        on_walk: set[str] = set()
+        walk: list[int] = []
+        on_walk: set[int] = set()
         x = v
         reason = LOST_DEAD_END
         while True:
             walk.append(x)
             on_walk.add(x)
-            y = next(filter(voters.__contains__, trustees.get(x, ())), None)
-            if y is None or y not in trustees:  # nothing to follow, or an absent voter
+            tl = trustees[x]
+            if not tl:
+                break  # nothing to follow
+            y = tl[0]
+            if not trustees[y]:  # y does not delegate, or none of its trustees is a voter
                 break
             if y in on_walk:
                 reason = LOST_CYCLE
                 break
-            if y in lost:  # already classified on an earlier walk
-                reason = lost[y]
+            if status[y]:  # already classified on an earlier walk
+                reason = status[y]
                 break
             x = y
-        lost.update(zip(walk, repeat(reason)))
-    return lost
+        scatter(status, walk, repeat(reason))
+    return unresolved

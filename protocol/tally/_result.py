@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from itertools import chain, repeat, tee
+from itertools import chain, repeat
 from operator import add, getitem
 from typing import Any
 
@@ -25,7 +25,7 @@ from protocol.encoding import encode
 from protocol.errors import ValidationError
 
 from ._input import SCOPES, TALLY_VERSION
-from ._resolve import ABSENT, DELEGATED, DIRECT, LOST_CYCLE, LOST_DEAD_END, Resolution
+from ._resolve import ABSENT, DELEGATED, DIRECT, LOST_CYCLE, LOST_DEAD_END, Resolution, scatter
 
 __all__ = ["OptionResult", "TallyResult", "VoterResult", "VoterTable"]
 
@@ -197,15 +197,15 @@ class VoterTable(Mapping[str, VoterResult]):
 
     def __getitem__(self, voter: str) -> VoterResult:
         res = self._res
-        if voter not in res.own:
+        if voter not in res.index:
             raise KeyError(voter)
-        s = res.status(voter)
+        s = res.status_of(voter)
         if s == DIRECT:
-            return VoterResult("direct", weight=res.weight[voter])
+            return VoterResult("direct", weight=res.weight_of(voter))
         if s == DELEGATED:
             return VoterResult(
                 "delegated",
-                weight=res.weight[voter],
+                weight=res.weight_of(voter),
                 scope=res.scope(voter),
                 path=tuple(res.path(voter)),
             )
@@ -220,66 +220,63 @@ class VoterTable(Mapping[str, VoterResult]):
         return len(self._res.ids)
 
     def __contains__(self, voter: object) -> bool:
-        return voter in self._res.own
+        return voter in self._res.index
 
     def canonical_chunks(self, chunk: int = 65536) -> Iterator[str]:
         """Yield, in pieces, the canonical text of the map's members: ``"id":{…}`` by commas.
 
         Ids are printable ASCII without ``"`` or ``\\`` (TallyInput's id rule), so ``"id"`` is
-        their canonical JSON string.
+        their canonical JSON string. Voter numbers follow the sorted ids, so ``body[i]``, the
+        text after voter ``i``'s id up to the next id (``'":{…},"'``), is a list filled by
+        C-level scatters and then joined in number order, with no lookup by id.
         """
         res = self._res
-        nxt, mid, casting = res.nxt, res.mid, res.casting
-        # body[v] is the text after the id up to the next id: '":{…},"'. Only delegated voters
-        # need their own text; the others share one per weight or status; the joins run in C.
+        ids = res.ids
+        if not ids:
+            return
+        # Only delegated voters need their own text; the others share one per weight or status.
+        body = ['":{"status":"absent"},"'] * len(ids)
         cast = res.casting_weight
         direct = {w: f'":{{"status":"direct","weight":{w}}},"' for w in set(cast)}
-        body = dict(zip(casting, map(direct.__getitem__, cast), strict=True))
+        scatter(body, res.casting, map(direct.__getitem__, cast))
         lost = {
             LOST_CYCLE: '":{"reason":"cycle","status":"lost"},"',
             LOST_DEAD_END: '":{"reason":"dead_end","status":"lost"},"',
         }
-        body.update(zip(res.lost, map(lost.__getitem__, res.lost.values()), strict=True))
+        scatter(body, res.lost, map(lost.__getitem__, map(res.status.__getitem__, res.lost)))
         # A delegated voter's path text is '"' + head + suffix[nxt], where head is its segment
         # ('a","b","t' for a segment a, b, t; just 't' for one hop) and suffix[t] is '"' for a
         # casting voter, else '","' + head(t) + suffix[nxt(t)]. ``order`` puts every segment's
-        # end first, so one dict.update over C-level maps builds them all: each item is inserted
-        # before the next one is computed.
-        order = res.order
-        ends = res.ends
-        heads = ends
-        if mid:
-            joined = {v: '","'.join((*seg, nxt[v])) for v, seg in mid.items()}
-            heads = list(map(joined.get, order, ends))
-        suffix = dict.fromkeys(casting, '"')
+        # end first, so one scatter over C-level maps builds them all: each item is stored
+        # before the next one is computed. suffix[v][2:] is then v's own path text.
+        order, ends = res.order, res.ends
+        heads: Iterator[str] = map(ids.__getitem__, ends)
+        if res.mid:
+            joined = {
+                v: '","'.join(map(ids.__getitem__, (*seg, res.nxt[v])))
+                for v, seg in res.mid.items()
+            }
+            heads = map(joined.get, order, heads)
+        suffix = [""] * len(ids)
+        scatter(suffix, res.casting, repeat('"'))
         tails = map(suffix.__getitem__, ends)
-        made, kept = tee(map(add, map(add, repeat('","'), heads), tails))
-        suffix.update(zip(order, made, strict=True))
-        del suffix, tails
-        # suffix[v][2:] is v's own path text, '"' + head + suffix[nxt]: tee hands each suffix
-        # back once more, in ``order``, instead of a second lookup of suffix[nxt].
-        paths: Iterator[str] = map(getitem, kept, repeat(slice(2, None)))
+        scatter(suffix, order, map(add, map(add, repeat('","'), heads), tails))
+        paths: Iterator[str] = map(getitem, map(suffix.__getitem__, order), repeat(slice(2, None)))
         # The rest of a delegated voter's text: scope and status, then the weight and '},"'.
-        after = {s: f'],"scope":"{s}","status":"delegated","weight":' for s in ("area", "issue")}
-        scope_of = dict.fromkeys(res.rows["area"], after["area"])
-        scope_of.update(dict.fromkeys(res.rows["issue"], after["issue"]))
+        after = [f'],"scope":"{s}","status":"delegated","weight":' for s in ("", *SCOPES)]
         pieces: Iterator[tuple[str, ...]] = zip(
             repeat('":{"path":['),
             paths,
-            map(scope_of.get, order, repeat('],"scope":"assembly","status":"delegated","weight":')),
-            map(str, res.order_weight),
+            map(after.__getitem__, map(res.scope_of.__getitem__, order)),
+            map(str, map(res.weight.__getitem__, order)),
             repeat('},"'),
             strict=False,  # the repeats are endless; the others have one item per voter
         )
-        body.update(zip(order, map("".join, pieces), strict=True))
-        absent = '":{"status":"absent"},"'
-        ids = res.ids
-        if not ids:
-            return
+        scatter(body, order, map("".join, pieces))
+        del suffix
         yield '"'
         for start in range(0, len(ids), chunk):
-            part = ids[start : start + chunk]
-            pairs = zip(part, map(body.get, part, repeat(absent)), strict=True)
+            pairs = zip(ids[start : start + chunk], body[start : start + chunk], strict=True)
             piece = "".join(chain.from_iterable(pairs))
             # Every body ends with ',"', the opening of the next id; the last one must not.
             yield piece if start + chunk < len(ids) else piece[:-2]

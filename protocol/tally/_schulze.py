@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import methodcaller
+from itertools import repeat
+from operator import itemgetter, or_
 
 from ._input import Policy
 from ._result import OptionResult
@@ -45,11 +46,14 @@ def count_ballots(
     """
     weights = list(weights)
     grades = list(grades)
-    # One C-level pass per option gives each ballot's grades in option order (a missing grade is
-    # 0; validated ballots grade only known options), and Counter counts the distinct
-    # (grades, weight) pairs in C: only those few thousand pairs are then summed in Python.
-    columns = [map(methodcaller("get", o, 0), grades) for o in options]
-    norms = zip(*columns, strict=True)  # one column gives 1-tuples too
+    # Each ballot's grades in option order, in C: ``zeros | ballot`` fills the missing grades
+    # with 0 (validated ballots grade only known options) and one itemgetter reads them all.
+    # Counter then counts the distinct (grades, weight) pairs in C: only those few thousand
+    # pairs are summed in Python.
+    zeros = dict.fromkeys(options, 0)
+    norms: Iterable[tuple[int, ...]] = map(itemgetter(*options), map(or_, repeat(zeros), grades))
+    if len(options) == 1:  # itemgetter of one key gives the grade itself, not a 1-tuple
+        norms = zip(map(itemgetter(options[0]), map(or_, repeat(zeros), grades)))
     groups: dict[tuple[int, ...], int] = {}
     for (norm, weight), times in Counter(zip(norms, weights, strict=True)).items():
         groups[norm] = groups.get(norm, 0) + weight * times

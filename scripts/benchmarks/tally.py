@@ -12,7 +12,9 @@ peak resident memory (``ru_maxrss``) is that of reading the document and tallyin
 The tally time is ``tally(TallyInput)`` including the result's digest, as wall-clock time (the
 target applies to it) and as the process's CPU time (less sensitive to other work sharing the
 machine's two cores); the JSON decoding and the input validation (``TallyInput.from_dict``) are
-reported on rows of their own, and freeing the decoded document is outside every timing.
+reported on rows of their own, and freeing the decoded document is outside every timing. A
+second tally of the same input, after the peak memory was read, gives the CPU time of each phase:
+resolution, counting and Schulze, the result with its digest (checked equal to the first one).
 LiquidFeedback's core needs 33 s here to close voting on one issue with 10,000 members
 (DESIGN.md); the ratio row compares against that.
 """
@@ -119,7 +121,13 @@ def _child(path: str) -> dict[str, float]:
     statuses: dict[str, int] = {}
     for r in result.voters.values():
         statuses[r.status] = statuses.get(r.status, 0) + 1
+    digest = result.digest
+    del result
+    phases = _phases(inp)
+    if phases.pop("digest") != digest:
+        raise AssertionError("the tally by phases disagrees with tally()")
     return {
+        **phases,
         "json_s": j1 - j0,
         "json_cpu_s": k1 - k0,
         "parse_s": t1 - t0,
@@ -130,6 +138,42 @@ def _child(path: str) -> dict[str, float]:
         "doc_bytes": base,
         "rows": rows,
         **{f"n_{k}": v for k, v in statuses.items()},
+    }
+
+
+def _phases(inp: Any) -> dict[str, Any]:
+    """Tally ``inp`` again phase by phase (CPU time of each), as ``TallyEngine`` composes them.
+
+    Runs after the peak memory was read, so it does not add to it.
+    """
+    from protocol.tally import TallyResult, VoterTable
+    from protocol.tally._resolve import resolve
+    from protocol.tally._schulze import count_ballots, rank_options
+
+    c0 = time.process_time()
+    res = resolve(inp)
+    c1 = time.process_time()
+    counted = count_ballots(inp.options, inp.ballots.values(), res.casting_weight)
+    sq_rank, outcomes = rank_options(inp.options, counted, inp.policy)
+    c2 = time.process_time()
+    names = [None, *inp.options]
+    a = counted.battles
+    battles = tuple(
+        (names[x], names[y], a[x][y])
+        for x in range(len(names))
+        for y in range(len(names))
+        if x != y
+    )
+    winner = next((o for o, r in zip(inp.options, outcomes, strict=True) if r.winner), None)
+    options = dict(zip(inp.options, outcomes, strict=True))
+    draft = TallyResult(VoterTable(res), options, sq_rank, battles, winner, digest="")
+    digest = draft.compute_digest()
+    c3 = time.process_time()
+    return {
+        "resolve_cpu_s": c1 - c0,
+        "rank_cpu_s": c2 - c1,
+        "digest_cpu_s": c3 - c2,
+        "digest": digest,
     }
 
 
@@ -176,6 +220,14 @@ def run(ctx: Context) -> list[Row]:
             )
         )
         rows.append(Row(f"{label}: same, CPU time of the process", m["tally_cpu_s"], "s"))
+        rows.append(
+            Row(
+                f"{label}: CPU by phase: resolve {m['resolve_cpu_s']:.2f} s, count + "
+                f"Schulze {m['rank_cpu_s']:.2f} s, result + digest",
+                m["digest_cpu_s"],
+                "s",
+            )
+        )
         rows.append(
             Row(
                 f"{label}: peak RSS incl. input document vs 1.5 GB",
