@@ -42,12 +42,15 @@ from crypto import BadSignatureError, PublicKey, SecretKey, key_id
 
 from .encoding import MAX_INT, encode
 from .errors import CheckpointError, ProofError, ValidationError
-from .merkle import HASH_SIZE, verify_inclusion
+from .merkle import HASH_SIZE, leaf_hash, root_from_leaves, verify_inclusion
 
 __all__ = [
+    "BATCH_RECEIPT_CONTEXT",
     "COSIGNATURE_ALG",
     "MAX_NOTE_SIGNATURES",
     "RECEIPT_CONTEXT",
+    "BatchReceipt",
+    "BatchedReceipt",
     "Checkpoint",
     "Cosignature",
     "NoteSignature",
@@ -60,6 +63,7 @@ __all__ = [
     "cosigner_key_id",
     "cosigner_vkey",
     "parse_cosigner_vkey",
+    "parse_receipt",
     "sign_checkpoint",
 ]
 
@@ -70,6 +74,8 @@ COSIGNATURE_ALG = 0x04
 MAX_NOTE_SIGNATURES = 100
 #: Liquide signing context of receipts.
 RECEIPT_CONTEXT = "receipt"
+#: Liquide signing context of batch receipts (one signature over a run of appended leaves).
+BATCH_RECEIPT_CONTEXT = "receipt-batch"
 
 _SIG_PREFIX = "\u2014 "
 _MAX_U63 = 2**63 - 1
@@ -657,6 +663,207 @@ def _check_receipt_fields(
 
 def _is_uint53(v: object) -> TypeGuard[int]:
     return type(v) is int and 0 <= v <= MAX_INT
+
+
+# Batch receipts (docs/PROTOCOL.md §6.4.1) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReceipt:
+    """One signature over ``count`` consecutive leaves of ``origin`` from index ``first``.
+
+    ``root`` is the RFC 9162 Merkle root of those leaves' leaf hashes (the batch's own tree, not
+    the log's); ``time`` is when the node appended them. Signed with the Liquide context
+    ``receipt-batch`` over the canonical unsigned dict. Each event of the batch gets a
+    :class:`BatchedReceipt`: this statement plus the inclusion path of its leaf hash.
+    """
+
+    origin: str
+    first: int
+    count: int
+    root: bytes
+    time: int
+    sig: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_batch_fields(self.origin, self.first, self.count, self.time, where="receipt.batch")
+        if not isinstance(self.root, bytes) or len(self.root) != HASH_SIZE:
+            raise ValidationError("receipt.batch.root: must be a 32-byte hash")
+        if not isinstance(self.sig, bytes) or len(self.sig) != 64:
+            raise ValidationError("receipt.batch.sig: must be a 64-byte signature")
+
+    @staticmethod
+    def unsigned(origin: str, first: int, count: int, root: bytes, time: int) -> dict[str, Any]:
+        """The canonical unsigned dict that the signature covers."""
+        return {
+            "v": 1,
+            "origin": origin,
+            "first": first,
+            "count": count,
+            "root": _b64(root),
+            "time": time,
+        }
+
+    @classmethod
+    def create(
+        cls, sk: SecretKey, origin: str, first: int, leaf_hashes: Sequence[bytes], *, time: int
+    ) -> BatchReceipt:
+        """Sign the batch of ``leaf_hashes`` appended from index ``first`` with the city key."""
+        _check_batch_fields(origin, first, len(leaf_hashes), time, where="receipt.batch")
+        root = root_from_leaves(leaf_hashes)
+        msg = encode(cls.unsigned(origin, first, len(leaf_hashes), root, time))
+        return cls(origin, first, len(leaf_hashes), root, time, sk.sign(BATCH_RECEIPT_CONTEXT, msg))
+
+    def unsigned_bytes(self) -> bytes:
+        """The canonical bytes the signature covers."""
+        return encode(self.unsigned(self.origin, self.first, self.count, self.root, self.time))
+
+    def verify(self, key: PublicKey) -> None:
+        """Check the city's signature; raise :class:`CheckpointError` if it does not verify."""
+        try:
+            key.verify(BATCH_RECEIPT_CONTEXT, self.unsigned_bytes(), self.sig)
+        except BadSignatureError:
+            raise CheckpointError(
+                f"batch receipt for leaves {self.first}..{self.first + self.count - 1} is not "
+                "signed by that key"
+            ) from None
+
+    def receipt(
+        self, event_id: str, index: int, leaf_hash: bytes, path: Sequence[bytes]
+    ) -> BatchedReceipt:
+        """The receipt of the event ``event_id`` at ``index`` of this batch (not verified)."""
+        return BatchedReceipt(event_id, index, leaf_hash, tuple(path), self)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchedReceipt:
+    """A receipt of the batch form: a :class:`BatchReceipt` and the event's inclusion path in it.
+
+    It promises what a :class:`Receipt` promises — the event whose canonical bytes have leaf hash
+    ``leaf_hash`` is at leaf ``index`` of ``origin`` — with one signature shared by the batch.
+    """
+
+    event_id: str
+    index: int
+    leaf_hash: bytes
+    path: tuple[bytes, ...]
+    batch: BatchReceipt
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"v", "origin", "event_id", "index", "time", "leaf_hash", "batch", "path"}
+    )
+    BATCH_KEYS: ClassVar[frozenset[str]] = frozenset({"first", "count", "root", "sig"})
+
+    def __post_init__(self) -> None:
+        b = self.batch
+        _check_receipt_fields(b.origin, self.event_id, self.index, b.time, None, where="receipt")
+        if not b.first <= self.index < b.first + b.count:
+            raise ValidationError(
+                f"receipt.index: {self.index} is outside the batch of leaves "
+                f"{b.first}..{b.first + b.count - 1}"
+            )
+        if not isinstance(self.leaf_hash, bytes) or len(self.leaf_hash) != HASH_SIZE:
+            raise ValidationError("receipt.leaf_hash: must be a 32-byte hash")
+        if any(not isinstance(h, bytes) or len(h) != HASH_SIZE for h in self.path):
+            raise ValidationError("receipt.path: must be a list of 32-byte hashes")
+
+    @property
+    def origin(self) -> str:
+        return self.batch.origin
+
+    @property
+    def time(self) -> int:
+        return self.batch.time
+
+    def to_dict(self) -> dict[str, Any]:
+        b = self.batch
+        return {
+            "v": 1,
+            "origin": b.origin,
+            "event_id": self.event_id,
+            "index": self.index,
+            "time": b.time,
+            "leaf_hash": _b64(self.leaf_hash),
+            "batch": {"first": b.first, "count": b.count, "root": _b64(b.root), "sig": _b64(b.sig)},
+            "path": [_b64(h) for h in self.path],
+        }
+
+    @classmethod
+    def from_dict(cls, d: object, where: str = "receipt") -> BatchedReceipt:
+        """Parse :meth:`to_dict` output (no signature check); :class:`ValidationError` names the field."""
+        if type(d) is not dict or d.keys() != cls.KEYS:
+            raise ValidationError(
+                f"{where}: a batch receipt must be an object with exactly "
+                "v, origin, event_id, index, time, leaf_hash, batch, path"
+            )
+        if d["v"] != 1 or type(d["v"]) is not int:
+            raise ValidationError(f"{where}.v: must be 1")
+        b = d["batch"]
+        if type(b) is not dict or b.keys() != cls.BATCH_KEYS:
+            raise ValidationError(f"{where}.batch: must be an object with first, count, root, sig")
+        _check_batch_fields(d["origin"], b["first"], b["count"], d["time"], where=f"{where}.batch")
+        root = _unb64(b["root"]) if isinstance(b["root"], str) else None
+        if root is None or len(root) != HASH_SIZE:
+            raise ValidationError(f"{where}.batch.root: must be the base64 of a 32-byte hash")
+        sig = _unb64(b["sig"]) if isinstance(b["sig"], str) else None
+        if sig is None or len(sig) != 64:
+            raise ValidationError(f"{where}.batch.sig: must be the base64 of a 64-byte signature")
+        lh = _unb64(d["leaf_hash"]) if isinstance(d["leaf_hash"], str) else None
+        if lh is None or len(lh) != HASH_SIZE:
+            raise ValidationError(f"{where}.leaf_hash: must be the base64 of a 32-byte hash")
+        path = d["path"]
+        if type(path) is not list or len(path) > 64:
+            raise ValidationError(f"{where}.path: must be a list of at most 64 base64 hashes")
+        hashes = []
+        for i, h in enumerate(path):
+            raw = _unb64(h) if isinstance(h, str) else None
+            if raw is None or len(raw) != HASH_SIZE:
+                raise ValidationError(f"{where}.path[{i}]: must be the base64 of a 32-byte hash")
+            hashes.append(raw)
+        batch = BatchReceipt(d["origin"], b["first"], b["count"], root, d["time"], sig)
+        _check_receipt_fields(d["origin"], d["event_id"], d["index"], d["time"], None, where=where)
+        return cls(d["event_id"], d["index"], lh, tuple(hashes), batch)
+
+    def verify(self, key: PublicKey, leaf: bytes | None = None) -> None:
+        """Check the batch signature and the event's path to the batch root.
+
+        With ``leaf`` (the event's canonical signed bytes, which its author holds), also check
+        that they are the leaf the receipt names. Raises :class:`CheckpointError`.
+        """
+        b = self.batch
+        b.verify(key)
+        try:
+            verify_inclusion(self.leaf_hash, self.index - b.first, b.count, self.path, b.root)
+        except ProofError as exc:
+            raise CheckpointError(
+                f"receipt for event {self.event_id[:16]}… at index {self.index}: its path does "
+                f"not lead to the signed batch root: {exc}"
+            ) from None
+        if leaf is not None and leaf_hash(leaf) != self.leaf_hash:
+            raise CheckpointError(
+                f"receipt for event {self.event_id[:16]}… names another leaf than these bytes"
+            )
+
+
+def parse_receipt(d: object, where: str = "receipt") -> Receipt | BatchedReceipt:
+    """Parse a receipt of either form: a :class:`BatchedReceipt` if it has ``batch``, else a
+    :class:`Receipt`. Raises :class:`ValidationError` naming the field."""
+    if type(d) is dict and "batch" in d:
+        return BatchedReceipt.from_dict(d, where)
+    return Receipt.from_dict(d, where)
+
+
+def _check_batch_fields(
+    origin: object, first: object, count: object, time: object, *, where: str
+) -> None:
+    if not isinstance(origin, str) or not origin or "\n" in origin or _bad_char(origin):
+        raise ValidationError(f"{where}.origin: must be a non-empty single-line string")
+    if not _is_uint53(first):
+        raise ValidationError(f"{where}.first: must be an integer in [0, 2^53-1]")
+    if not _is_uint53(count) or count < 1 or first + count > MAX_INT:
+        raise ValidationError(f"{where}.count: must be a positive integer (first + count ≤ 2^53-1)")
+    if not _is_uint53(time):
+        raise ValidationError(f"{where}.time: must be an integer in [0, 2^53-1]")
 
 
 # Split-view proofs (DESIGN invariant 5) ------------------------------------------------------

@@ -32,6 +32,8 @@ from crypto import PublicKey, SecretKey
 from protocol import CheckpointError, ProofError, ValidationError
 from protocol.checkpoint import (
     MAX_NOTE_SIGNATURES,
+    BatchedReceipt,
+    BatchReceipt,
     Checkpoint,
     Cosignature,
     NoteSignature,
@@ -808,6 +810,14 @@ def build_vectors() -> dict[str, Any]:
     cosigned = sc.with_signature(line)
     event_id = hashlib.sha256(b"example event").hexdigest()
     receipt = Receipt.create(CITY, ORIGIN, event_id, 7, time=VECTOR_TIME, size=8)
+    batch_hashes = [leaf_hash(d) for d in RFC_LEAVES[5:8]]
+    batch = BatchReceipt.create(CITY, ORIGIN, 5, batch_hashes, time=VECTOR_TIME)
+    batched = batch.receipt(
+        hashlib.sha256(b"example batch event").hexdigest(),
+        6,
+        batch_hashes[1],
+        MemoryTree(batch_hashes).inclusion_proof(1),
+    )
     fork = MemoryTree(leaf_hash(d) for d in [*RFC_LEAVES[:5], b"forked"])
     fork_sc = sign_checkpoint(checkpoint_of(fork), CITY)
     roots = SplitViewProof.of_roots(
@@ -824,7 +834,9 @@ def build_vectors() -> dict[str, Any]:
     return {
         "description": "Liquide v1 checkpoints (C2SP tlog-checkpoint signed notes, Ed25519 "
         "type 0x01, key name = origin), a C2SP cosignature/v1 (type 0x04), a receipt (Liquide "
-        "context 'receipt' over the canonical unsigned form) and split-view proofs. The tree is "
+        "context 'receipt' over the canonical unsigned form), a batch receipt (context "
+        "'receipt-batch' over leaves 5..7, and the receipt of leaf 6 with its path) and "
+        "split-view proofs. The tree is "
         "the 8-leaf tree of merkle.json. City key from seed 00..1f, witness key from 20..3f.",
         "city": {
             "seed_hex": CITY.seed.hex(),
@@ -858,6 +870,12 @@ def build_vectors() -> dict[str, Any]:
             "unsigned": receipt.unsigned_bytes().decode(),
             "signed_message_hex": (b"liquide/v1/receipt\n" + receipt.unsigned_bytes()).hex(),
             "dict": receipt.to_dict(),
+        },
+        "batch_receipt": {
+            "leaves_hex": [d.hex() for d in RFC_LEAVES[5:8]],
+            "unsigned": batch.unsigned_bytes().decode(),
+            "signed_message_hex": (b"liquide/v1/receipt-batch\n" + batch.unsigned_bytes()).hex(),
+            "dict": batched.to_dict(),
         },
         "split_view_roots": roots.to_dict(),
         "split_view_inclusion": incl.to_dict(),
@@ -908,6 +926,31 @@ def test_vectors_check_independently() -> None:
     assert message == b"liquide/v1/receipt\n" + r["unsigned"].encode()
     city.verify_raw(message, base64.b64decode(r["dict"]["sig"]))
     Receipt.from_dict(r["dict"]).verify(city)
+    b = v["batch_receipt"]
+    d = b["dict"]
+    leaves = [bytes.fromhex(x) for x in b["leaves_hex"]]
+    hashes = [hashlib.sha256(b"\x00" + x).digest() for x in leaves]
+
+    def node(left: bytes, right: bytes) -> bytes:
+        return hashlib.sha256(b"\x01" + left + right).digest()
+
+    root = node(node(hashes[0], hashes[1]), hashes[2])  # RFC 9162: split 3 leaves as 2 + 1
+    statement = {
+        "count": d["batch"]["count"],
+        "first": d["batch"]["first"],
+        "origin": d["origin"],
+        "root": base64.b64encode(root).decode(),
+        "time": d["time"],
+        "v": 1,
+    }
+    assert b["unsigned"] == json.dumps(statement, sort_keys=True, separators=(",", ":"))
+    message = bytes.fromhex(b["signed_message_hex"])
+    assert message == b"liquide/v1/receipt-batch\n" + b["unsigned"].encode()
+    city.verify_raw(message, base64.b64decode(d["batch"]["sig"]))
+    k = d["index"] - d["batch"]["first"]
+    assert (k, d["leaf_hash"]) == (1, base64.b64encode(hashes[1]).decode())
+    assert [base64.b64decode(h) for h in d["path"]] == [hashes[0], hashes[2]]
+    BatchedReceipt.from_dict(d).verify(city, leaf=leaves[1])
     for name in ("split_view_roots", "split_view_inclusion"):
         SplitViewProof.from_dict(v[name]).verify(city)
 
@@ -920,11 +963,13 @@ def test_protocol_md_carries_the_vectors() -> None:
         v["cosignature"]["signed_message"],
         v["cosignature"]["cosigned_note"],
         v["receipt"]["unsigned"],
+        v["batch_receipt"]["unsigned"],
         v["city"]["vkey"],
         v["witness"]["vkey"],
     ):
         assert text in doc
     assert json.dumps(v["receipt"]["dict"], indent=2) in doc
+    assert json.dumps(v["batch_receipt"]["dict"], indent=2) in doc
 
 
 # --- interoperability with Go's golang.org/x/mod/sumdb (note and tlog) ---------------------------
