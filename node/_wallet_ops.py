@@ -47,7 +47,12 @@ from crypto import (
     SecretKey,
     write_private_file,
 )
-from protocol.checkpoint import Checkpoint, Receipt, SignedCheckpoint
+from protocol.checkpoint import (
+    BatchedReceipt,
+    Checkpoint,
+    SignedCheckpoint,
+    parse_receipt,
+)
 from protocol.errors import (
     CheckpointError,
     ProofError,
@@ -335,11 +340,16 @@ async def fetch_pin(client: NodeClient) -> NodePin:
     return pin
 
 
-def verify_receipt(doc: object, pin: NodePin, event_id: str | None = None) -> dict[str, Any]:
+def verify_receipt(
+    doc: object, pin: NodePin, event_id: str | None = None, leaf: bytes | None = None
+) -> dict[str, Any]:
     """Check a receipt's signature by the pinned key (and its event id); return it.
 
-    ``doc`` is a :class:`~protocol.checkpoint.Receipt` in its dict form. Raises
-    :class:`ReceiptError` naming what is wrong.
+    ``doc`` is a receipt in its dict form, of either form (docs/PROTOCOL.md §6.4): a
+    :class:`~protocol.checkpoint.Receipt`, or a :class:`~protocol.checkpoint.BatchedReceipt`
+    (a signed batch root and the event's path to it), for which ``leaf`` — the event's
+    canonical bytes — is also checked to be the leaf it names. Raises :class:`ReceiptError`
+    naming what is wrong.
     """
     if not isinstance(doc, dict):
         raise ReceiptError("the receipt is not a JSON object")
@@ -353,7 +363,11 @@ def verify_receipt(doc: object, pin: NodePin, event_id: str | None = None) -> di
             hint="the node answered about another event",
         )
     try:
-        Receipt.from_dict(doc).verify(pin.key)
+        receipt = parse_receipt(doc)
+        if isinstance(receipt, BatchedReceipt):
+            receipt.verify(pin.key, leaf=leaf)
+        else:
+            receipt.verify(pin.key)
     except (ValidationError, CheckpointError) as exc:
         raise ReceiptError(
             f"the receipt of event {str(doc.get('event_id'))[:16]}… does not verify against the"
@@ -544,7 +558,7 @@ class Sent:
 
     def verify(self, pin: NodePin) -> dict[str, Any]:
         """The receipt, checked against the pinned key; raise :class:`ReceiptError`."""
-        return verify_receipt(self.receipt, pin, self.event.id)
+        return verify_receipt(self.receipt, pin, self.event.id, self.event.encode())
 
 
 def _stale(exc: ApiError) -> bool:
@@ -1095,7 +1109,7 @@ async def _check_record(
         problems.append("signed offline and never submitted: run `liquide submit FILE`")
         return out
     try:
-        receipt = verify_receipt(rec.receipt, pin, ev.id)
+        receipt = verify_receipt(rec.receipt, pin, ev.id, ev.encode())
     except ReceiptError as exc:
         problems.append(exc.message)
         return out

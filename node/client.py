@@ -228,7 +228,10 @@ class NodeClient:
     async def submit_batch(self, events: Sequence[bytes | Any]) -> list[dict[str, Any]]:
         """POST many events as NDJSON; return one result per event, in order.
 
-        Each result is ``{"receipt": {...}}`` or ``{"error": {"code", "message", …}}``.
+        Each result is ``{"receipt": {...}, …}`` or ``{"error": {"code", "message", …}}``. A new
+        event's receipt has the batch form (docs/PROTOCOL.md §6.4.1), a repeated one the form
+        first issued: check either with :func:`protocol.checkpoint.parse_receipt` and its
+        ``verify`` (a batch receipt also checks the event's own bytes, ``leaf=``).
         """
         lines = [e if isinstance(e, bytes) else e.encode() for e in events]
         out = await self._json(

@@ -14,7 +14,10 @@ Every write to the own log goes through here, in one thread, one group at a time
    peaks, chain heads and governance indexes. ``synchronous=FULL`` makes it durable at commit.
 4. **Receipts** are signed only after the commit returned, so a receipt never promises an entry
    that a crash could lose. A receipt is a deterministic signature over stored facts, so a
-   repeated event gets byte-identical receipts without storing them.
+   repeated event gets byte-identical receipts without storing them. A batch (``events:batch``)
+   gets one signature over the Merkle root of its new leaves instead (docs/PROTOCOL.md §6.4.1),
+   stored in its own transaction before any of its receipts is handed out; each event's receipt
+   is that statement and its path.
 
 :class:`Writer` is the synchronous core (used directly by offline admin commands);
 :class:`Ingest` runs it on a dedicated thread with group commit for the HTTP server: while one
@@ -29,13 +32,16 @@ run if it disagrees with any checkpoint signed before.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,7 +50,9 @@ from typing import Any, TypeVar
 
 from crypto import BadSignatureError, LiquideError, SecretKey
 from protocol.chain import check_next
-from protocol.errors import ChainError, EncodingError, ProofError, ValidationError
+from protocol.checkpoint import BATCH_RECEIPT_CONTEXT, BatchReceipt
+from protocol.encoding import encode
+from protocol.errors import ChainError, ProofError
 from protocol.events import CITIZEN_TYPES, Event
 from protocol.merkle import verify_consistency
 from protocol.state import State
@@ -60,7 +68,7 @@ from .errors import (
     UnavailableError,
     UnknownAuthorError,
 )
-from .store import CheckpointRow, LeafRow, Store
+from .store import BatchRow, CheckpointRow, LeafRow, Store
 
 __all__ = [
     "Accepted",
@@ -101,8 +109,8 @@ class Submission:
     verified: bool = False
     own: tuple[str, dict[str, Any]] | None = None
     error: LiquideError | None = None
-    verdict: tuple[concurrent.futures.Future[list[Event | tuple[str, str, str]]], int] | None = None
-    """Decoding and verification running on the pool: (future of a chunk's results, offset)."""
+    verdict: tuple[concurrent.futures.Future[list[bool]], int] | None = None
+    """The signature check running on the pool: (future of a chunk's verdicts, offset)."""
 
 
 # Signature verification on a process pool ---------------------------------------------------
@@ -122,27 +130,16 @@ def _verify_chunk(items: list[tuple[bytes, str, bytes, bytes]]) -> list[bool]:
     return out
 
 
-_DECODED_ERRORS: dict[str, type[LiquideError]] = {
-    "EncodingError": EncodingError,
-    "ValidationError": ValidationError,
-    "BadSignatureError": BadSignatureError,
-}
-
-
-def _decode_verify_chunk(leaves: list[bytes]) -> list[Event | tuple[str, str, str]]:
-    """Worker: decode and verify leaves; each result is the event or ``(error, code, message)``.
-
-    Decoded events travel back pickled, which costs the writer less than decoding them again.
-    """
-    out: list[Event | tuple[str, str, str]] = []
+def _check_chunk(leaves: list[bytes]) -> list[bool]:
+    """Worker: decode and verify raw leaves; True where the leaf is a validly signed event."""
+    out = []
     for leaf in leaves:
         try:
-            ev = Event.decode(leaf)
-            ev.verify()
-        except (EncodingError, ValidationError, BadSignatureError) as exc:
-            out.append((type(exc).__name__, exc.code, exc.message))
+            Event.decode(leaf).verify()
+        except LiquideError:
+            out.append(False)
             continue
-        out.append(ev)
+        out.append(True)
     return out
 
 
@@ -202,11 +199,10 @@ class VerifyPool:
     def _step(self, n: int) -> int:
         return max(self.chunk, n // (self.workers * 4) + 1)
 
-    def submit_decode(
-        self, leaves: list[bytes]
-    ) -> concurrent.futures.Future[list[Event | tuple[str, str, str]]]:
-        """Start decoding and verifying ``leaves`` on a worker (see :func:`_decode_verify_chunk`)."""
-        return self._executor().submit(_decode_verify_chunk, leaves)
+    def submit_check(self, leaves: list[bytes]) -> concurrent.futures.Future[list[bool]]:
+        """Start decoding and verifying raw ``leaves`` on a worker (see :func:`_check_chunk`);
+        the future gives one boolean per leaf."""
+        return self._executor().submit(_check_chunk, leaves)
 
     def submit_verify(self, events: Sequence[Event]) -> concurrent.futures.Future[list[bool]]:
         """Start verifying ``events`` on a worker; the future gives one verdict per event."""
@@ -336,7 +332,7 @@ class Writer:
     # Deciding ---------------------------------------------------------------------------------
 
     def process(
-        self, subs: Sequence[Submission], *, defer_receipts: bool = False
+        self, subs: Sequence[Submission], *, defer_receipts: bool = False, batch: bool = False
     ) -> list[Accepted | LiquideError]:
         """Decide and append ``subs`` in one transaction; return one outcome per submission.
 
@@ -344,12 +340,16 @@ class Writer:
         :class:`StoreError` if the transaction itself fails (then nothing of the group is
         stored and the state is reloaded). With ``defer_receipts`` the new events' receipts are
         left empty for :meth:`sign_receipts` to fill (after the commit, off the writer thread).
+        With ``batch`` the new events get receipts of the batch form (docs/PROTOCOL.md §6.4.1):
+        one signature over the Merkle root of the group's new leaves, stored once the leaves
+        are durable, and each event's path to that root.
         """
         now = int(self.clock())
         self.prepare(subs)
         results: list[Accepted | LiquideError | int | None] = [None] * len(subs)
         accepted: list[tuple[int, Event]] = []
         in_group: dict[str, int] = {}
+        trees: dict[int, _BatchTree] = {}
         base = self.size
         for pos, sub in enumerate(subs):
             try:
@@ -367,7 +367,7 @@ class Writer:
                     if found is None:
                         raise
                     index, time = found
-                    receipt = self.receipts.sign(ev.id, index, time)
+                    receipt = self.receipt_at(self.store, ev.id, index, time, trees)
                     results[pos] = Accepted(ev.id, index, receipt, new=False, time=time)
                     continue
             except LiquideError as exc:
@@ -381,20 +381,70 @@ class Writer:
             in_group[ev.id] = index
             results[pos] = index
             accepted.append((index, ev))
+        hashes: list[bytes] = []
         if accepted:
-            self._commit(accepted, now)
+            self._commit(accepted, now, hashes)
+        # Receipts are signed only now that the group is durable.
+        batched = self._sign_batch(base, accepted, hashes, now) if batch and accepted else None
         out: list[Accepted | LiquideError] = []
         seen: set[int] = set()
         for r in results:
             if isinstance(r, int):
                 ev = accepted[r - base][1]
-                out.append(Accepted(ev.id, r, {}, r not in seen, now))
+                receipt = {} if batched is None else batched[r - base]
+                out.append(Accepted(ev.id, r, receipt, r not in seen, now))
                 seen.add(r)
             else:
                 assert r is not None
                 out.append(r)
-        # Receipts are signed only now that the group is durable.
         return out if defer_receipts else self.sign_receipts(out)
+
+    def _sign_batch(
+        self, first: int, accepted: list[tuple[int, Event]], hashes: list[bytes], now: int
+    ) -> list[dict[str, Any]] | None:
+        """Sign and store the batch receipt of the group's new (durable) leaves; return each
+        event's receipt. None if the batch row cannot be stored: the events then get receipts
+        of the single form, as if sent one by one."""
+        tree = _BatchTree(hashes)
+        root = tree.root
+        unsigned = BatchReceipt.unsigned(self.origin, first, len(hashes), root, now)
+        sig = self.key.sign(BATCH_RECEIPT_CONTEXT, encode(unsigned))
+        row = BatchRow(self.origin, first, len(hashes), root, now, sig)
+        try:
+            with self.store.atomic():
+                self.store.add_batch(row)
+        except sqlite3.Error:
+            log.exception("cannot store the batch receipt of the leaves from %d", first)
+            return None
+        return tree.receipts(row, [ev.id for _, ev in accepted])
+
+    def receipt_at(
+        self,
+        store: Store,
+        event_id: str,
+        index: int,
+        time: int,
+        trees: dict[int, _BatchTree] | None = None,
+    ) -> dict[str, Any]:
+        """The receipt of the event at ``index`` of the own log, as first issued: the batch form
+        if a stored batch receipt covers ``index``, else the single form (signed again: Ed25519
+        is deterministic). Reads ``store`` (the writer's or a reader); ``trees`` caches batch
+        trees across calls."""
+        row = store.batch_at(self.origin, index)
+        if row is None:
+            return self.receipts.sign(event_id, index, time)
+        tree = None if trees is None else trees.get(row.first)
+        if tree is None:
+            hashes = store.leaf_hashes(self.origin, row.first, row.first + row.count)
+            if len(hashes) != row.count:
+                raise IntegrityError(
+                    f"the batch receipt of leaves {row.first}.. covers {row.count} leaves, "
+                    f"{len(hashes)} are stored"
+                )
+            tree = _BatchTree(hashes)
+            if trees is not None:
+                trees[row.first] = tree
+        return tree.receipt(row, event_id, index - row.first)
 
     def sign_receipts(
         self, outcomes: list[Accepted | LiquideError]
@@ -423,12 +473,14 @@ class Writer:
         return out
 
     def prepare(self, subs: Sequence[Submission]) -> None:
-        """Decode client bytes here, or for a large batch start decoding and verifying them on
-        the pool, chunk by chunk.
+        """Decode client bytes here, or for a large batch start checking them on the pool,
+        chunk by chunk: the workers decode and verify the raw leaves and send back one boolean
+        each (no pickled events: the writer decodes each leaf itself as it decides, which costs
+        less than unpickling a decoded event).
 
         Thread-safe (it touches neither the store nor the state), so the server runs it before
-        handing a batch to the writer: the pool then works on one batch while the writer commits
-        the previous one.
+        handing a batch to the writer: the pool then works on one batch while the writer
+        commits the previous one, and the writer thread shares the GIL with no decoding thread.
         """
         pending = [s for s in subs if s.leaf is not None and s.event is None and s.error is None]
         pool = self.pool if len(pending) >= self.config.pool_threshold else None
@@ -442,7 +494,7 @@ class Writer:
         step = pool.chunk
         for start in range(0, len(pending), step):
             chunk = pending[start : start + step]
-            future = pool.submit_decode([s.leaf or b"" for s in chunk])
+            future = pool.submit_check([s.leaf or b"" for s in chunk])
             for offset, sub in enumerate(chunk):
                 sub.verdict = (future, offset)
 
@@ -454,17 +506,16 @@ class Writer:
             head = self.state.head(self.city)
             seq, prev = (1, None) if head is None else (head.seq + 1, head.id)
             return Event.create(self.key, type_, body, seq, prev, now)
-        if sub.event is None and sub.verdict is not None:
-            future, offset = sub.verdict
-            got = future.result()[offset]
-            sub.verdict = None
-            if isinstance(got, tuple):
-                name, code, message = got
-                sub.error = _DECODED_ERRORS[name](message, code=code)
-                raise sub.error
-            sub.event, sub.verified = got, True
         ev = sub.event
-        assert ev is not None
+        if ev is None:
+            # Leaves checked on the pool are decoded here; a leaf that does not decode raises
+            # the decoder's own error, whatever the worker said.
+            ev = sub.event = Event.decode(sub.leaf or b"")
+        if sub.verdict is not None:
+            future, offset = sub.verdict
+            sub.verdict = None
+            # A refusal by the pool is checked again here, which raises the verifier's own error.
+            sub.verified = future.result()[offset]
         if not sub.verified:
             ev.verify()
             sub.verified = True
@@ -529,12 +580,14 @@ class Writer:
 
     # Appending ----------------------------------------------------------------------------------
 
-    def _commit(self, accepted: list[tuple[int, Event]], now: int) -> None:
+    def _commit(
+        self, accepted: list[tuple[int, Event]], now: int, hashes: list[bytes] | None = None
+    ) -> None:
         rows = [LeafRow(ev.id, ev.leaf, ev.author, ev.seq, ev.type, now) for _, ev in accepted]
         heads = {ev.author: (ev.seq, ev.id) for _, ev in accepted}
         try:
             with self.store.atomic():
-                self.store.append_leaves(self.origin, rows)
+                self.store.append_leaves(self.origin, rows, hashes=hashes)
                 self.store.set_heads(self.origin, [(a, s, i) for a, (s, i) in heads.items()])
                 _index(self.store, self.state, accepted)
                 for hook in self.hooks:
@@ -570,7 +623,7 @@ class Writer:
         if found is None:
             return None
         index, time = found
-        receipt = self.receipts.sign(event_id, index, time)
+        receipt = self.receipt_at(self.store, event_id, index, time)
         return Accepted(event_id, index, receipt, new=False, time=time)
 
     # Checkpoints, seals, snapshots --------------------------------------------------------------
@@ -633,6 +686,71 @@ class Writer:
         with self.store.atomic():
             _compat.save_state(self.store, self.origin, self.state)
         self._since_snapshot = 0
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class _BatchTree:
+    """The RFC 9162 tree of a batch's leaf hashes: its root and every leaf's inclusion path.
+
+    All paths are built in one pass (each subtree hash is computed and base64-encoded once and
+    shared by the paths that need it), which costs far less than one proof per leaf.
+    """
+
+    __slots__ = ("leaves", "paths", "root")
+
+    def __init__(self, hashes: Sequence[bytes]) -> None:
+        if not hashes:
+            raise ValueError("a batch has at least one leaf")
+        self.leaves = [_b64(h) for h in hashes]
+        self.paths: list[list[str]] = [[] for _ in hashes]
+        paths = self.paths
+        sha = hashlib.sha256
+
+        def subtree(lo: int, hi: int) -> bytes:
+            if hi - lo == 1:
+                return hashes[lo]
+            k = 1 << ((hi - lo - 1).bit_length() - 1)  # the largest power of two below hi - lo
+            left = subtree(lo, lo + k)
+            right = subtree(lo + k, hi)
+            # Deeper siblings were appended first: each path lists its siblings bottom-up.
+            text = _b64(right)
+            for i in range(lo, lo + k):
+                paths[i].append(text)
+            text = _b64(left)
+            for i in range(lo + k, hi):
+                paths[i].append(text)
+            return sha(b"\x01" + left + right).digest()
+
+        self.root = subtree(0, len(hashes))
+
+    def receipt(
+        self, row: BatchRow, event_id: str, k: int, batch: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The receipt (:meth:`protocol.checkpoint.BatchedReceipt.to_dict`) of leaf ``k``."""
+        if batch is None:
+            batch = _batch_dict(row)
+        return {
+            "v": 1,
+            "origin": row.origin,
+            "event_id": event_id,
+            "index": row.first + k,
+            "time": row.time,
+            "leaf_hash": self.leaves[k],
+            "batch": batch,
+            "path": self.paths[k],
+        }
+
+    def receipts(self, row: BatchRow, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The receipts of every leaf, in order (they share the batch part)."""
+        batch = _batch_dict(row)
+        return [self.receipt(row, e, k, batch) for k, e in enumerate(event_ids)]
+
+
+def _batch_dict(row: BatchRow) -> dict[str, Any]:
+    return {"first": row.first, "count": row.count, "root": _b64(row.root), "sig": _b64(row.sig)}
 
 
 def _index(store: Store, state: State, accepted: Sequence[tuple[int, Event]]) -> None:
@@ -744,6 +862,8 @@ class _Job:
     subs: list[Submission] | None
     call: Callable[[], Any] | None
     future: asyncio.Future[Any]
+    batch: bool = False
+    """From ``events:batch``: receipts of the batch form; grouped only with other batches."""
 
 
 class Ingest:
@@ -779,12 +899,12 @@ class Ingest:
         self._prep.shutdown(wait=True)
 
     def _enqueue(
-        self, subs: list[Submission] | None, call: Callable[[], Any] | None
+        self, subs: list[Submission] | None, call: Callable[[], Any] | None, *, batch: bool = False
     ) -> asyncio.Future[Any]:
         if self._closing or self._task is None:
             raise UnavailableError("the node is not accepting writes (starting or stopping)")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(subs, call, fut))
+        self._queue.put_nowait(_Job(subs, call, fut, batch))
         return fut
 
     async def _signed(
@@ -807,13 +927,13 @@ class Ingest:
     async def submit_batch(self, subs: list[Submission]) -> list[Accepted | LiquideError]:
         """Append many submissions in one transaction; return one outcome per submission.
 
-        A large batch is decoded, and its signatures sent to the verify pool, before it queues
-        for the writer, so that the pool works while the writer commits the previous group.
+        A large batch is sent to the verify pool before it queues for the writer, so that the
+        pool works while the writer commits the previous group.
+        New events get receipts of the batch form (one signature per group of batches).
         """
         if len(subs) >= self.writer.config.pool_threshold:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._prep, self.writer.prepare, subs)
-        return await self._signed(await self._enqueue(subs, None))
+            self.writer.prepare(subs)  # only hands the raw leaves to the pool: cheap
+        return await self._signed(await self._enqueue(subs, None, batch=True))
 
     async def append_own(self, type_: str, body: dict[str, Any]) -> Accepted:
         """Build, sign and append one city event through the single writer."""
@@ -849,18 +969,21 @@ class Ingest:
                 continue
             jobs = [job]
             count = len(job.subs or ())
-            while count < self.max_group and not self._queue.empty():
+            # Small submissions share a commit. Large batches are not merged: the pool verifies
+            # the next batch while the writer commits this one, and both cores stay busy.
+            limit = self.writer.config.pool_threshold if job.batch else self.max_group
+            while count < limit and not self._queue.empty():
                 nxt = self._queue.get_nowait()
                 if nxt is None:
                     stopping = True
                     continue
-                if nxt.call is not None:
+                if nxt.call is not None or nxt.batch != job.batch:
                     carry = nxt
                     break
                 jobs.append(nxt)
                 count += len(nxt.subs or ())
             subs = [s for j in jobs for s in (j.subs or ())]
-            fn = functools.partial(self.writer.process, subs, defer_receipts=True)
+            fn = functools.partial(self.writer.process, subs, defer_receipts=True, batch=job.batch)
             await self._finish(jobs, fn, loop)
 
     async def _finish(

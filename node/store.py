@@ -12,8 +12,10 @@ What it holds, per origin (the city's own log and the mirrors of other cities' l
 * ``checkpoints`` with their ``cosignatures``, misbehaviour ``proofs``, ``peers`` with their
   sync cursors, governance indexes of the own log (``enrolments``, ``assemblies``, ``areas``,
   ``issues``, ``delegations``, ``ballots``, chain ``heads``), ``snapshots`` of the replay state
-  and cached ``tallies``. Receipts are not stored: they are deterministic signatures over a
-  leaf's index and append time, signed again on demand.
+  and cached ``tallies``. Receipts of the single form are not stored: they are deterministic
+  signatures over a leaf's index and append time, signed again on demand. Each signed batch
+  receipt is (``batches``: its first index, count, root, time and signature), so that an event
+  of a batch gets back the receipt first issued, its path rebuilt from the stored leaf hashes.
 
 Durability and writers:
 
@@ -58,6 +60,7 @@ from .errors import IntegrityError, LockedError, NotFoundError, StoreError
 
 __all__ = [
     "MIGRATIONS",
+    "BatchRow",
     "CheckpointRow",
     "LeafRow",
     "LogInfo",
@@ -220,6 +223,24 @@ def m003_event_key(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m004_batches(db: sqlite_utils.Database) -> None:
+    """Batch receipts: one signed statement per run of leaves appended from ``events:batch``."""
+    db.executescript(
+        """
+        CREATE TABLE batches (
+            origin TEXT NOT NULL,
+            first INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            time INTEGER NOT NULL,
+            sig BLOB NOT NULL,
+            PRIMARY KEY (origin, first)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
 # Rows ---------------------------------------------------------------------------------------
 
 
@@ -254,6 +275,18 @@ class LogInfo:
     def root(self) -> bytes:
         """The root of the whole stored log."""
         return self.compact_range().root() if self.size else EMPTY_ROOT
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """A stored batch receipt: leaves ``[first, first + count)`` with their batch root, signed."""
+
+    origin: str
+    first: int
+    count: int
+    root: bytes
+    time: int
+    sig: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,10 +514,13 @@ class Store:
 
     # Entries and the tree ---------------------------------------------------------------------
 
-    def append_leaves(self, origin: str, rows: Sequence[LeafRow]) -> CompactRange:
+    def append_leaves(
+        self, origin: str, rows: Sequence[LeafRow], *, hashes: list[bytes] | None = None
+    ) -> CompactRange:
         """Append ``rows`` to ``origin``'s log with their tree nodes; return the new range.
 
-        Must run inside :meth:`atomic` together with whatever else belongs to the append.
+        Must run inside :meth:`atomic` together with whatever else belongs to the append. The
+        rows' leaf hashes are added to ``hashes`` if given (batch receipts are built on them).
         """
         if not self.conn.in_transaction:
             raise StoreError("append_leaves must run inside a transaction")
@@ -498,6 +534,8 @@ class Store:
             h = leaf_hash(r.leaf)
             for level, index, value in append(h)[1:]:
                 node_rows.append((origin, level, index, value))
+            if hashes is not None:
+                hashes.append(h)
             entry_rows.append(
                 (
                     origin,
@@ -552,6 +590,14 @@ class Store:
             if len(batch) < chunk:
                 return
             pos += chunk
+
+    def leaf_hashes(self, origin: str, start: int, end: int) -> list[bytes]:
+        """The stored leaf hashes of ``[start, end)`` (fewer if the log is shorter)."""
+        rows = self.conn.execute(
+            "SELECT leaf_hash FROM entries WHERE origin = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (origin, start, end),
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def find_event(self, origin: str, event_id: str) -> int | None:
         """The index of ``event_id`` in ``origin``'s log (its first occurrence), or None."""
@@ -659,6 +705,26 @@ class Store:
             (origin, size),
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    # Batch receipts -----------------------------------------------------------------------------
+
+    def add_batch(self, row: BatchRow) -> None:
+        """Store a signed batch receipt (its leaves must be committed already)."""
+        self.conn.execute(
+            "INSERT INTO batches (origin, first, count, root, time, sig) VALUES (?, ?, ?, ?, ?, ?)",
+            (row.origin, row.first, row.count, row.root, row.time, row.sig),
+        )
+
+    def batch_at(self, origin: str, index: int) -> BatchRow | None:
+        """The stored batch receipt covering leaf ``index`` of ``origin``, or None."""
+        row = self.conn.execute(
+            "SELECT first, count, root, time, sig FROM batches WHERE origin = ? AND first <= ?"
+            " ORDER BY first DESC LIMIT 1",
+            (origin, index),
+        ).fetchone()
+        if row is None or not row[0] <= index < row[0] + row[1]:
+            return None
+        return BatchRow(origin, int(row[0]), int(row[1]), bytes(row[2]), int(row[3]), bytes(row[4]))
 
     # Chain heads --------------------------------------------------------------------------------
 

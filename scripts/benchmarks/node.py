@@ -36,7 +36,7 @@ def _init(data: Path, citizens: list[SecretKey], **settings: object) -> str:
     from node._node import Node
     from node.ingest import Submission
 
-    init_data_dir(data, ORIGIN, rate_limit_exempt=("127.0.0.1",), log_level="WARNING", **settings)  # type: ignore[arg-type]
+    init_data_dir(data, ORIGIN, rate_limit_exempt=("127.0.0.1",), log_level="WARNING", **settings)
     from node.config import load_config
 
     # Set-up runs in this process: no verify pool here (the served node has its own).
@@ -73,6 +73,31 @@ def _serve(data: Path) -> tuple[subprocess.Popen[bytes], str, int]:
     url = proc.stdout.readline().decode().strip()
     host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
     return proc, host, int(port)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the node, its forkserver and the verify workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, IndexError):
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    out = [pid]
+    for p in out:
+        out.extend(c for c, parent in parents.items() if parent == p)
+    return out
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -217,11 +242,18 @@ def bench_batches(ctx: Context, tmp: Path) -> list[Row]:
     batches = [flat[i : i + size] for i in range(0, len(flat), size)]
     proc, host, port = _serve(tmp / "batch")
     try:
+        if sys.platform == "linux":
+            asyncio.run(asyncio.sleep(0.5))  # the verify workers start
+        pids = _tree(proc.pid) if sys.platform == "linux" else []
+        node0 = sum(_cpu_s(p) for p in pids)
+        client0 = time.process_time()
         elapsed = asyncio.run(_batches(host, port, batches, clients=2))
+        client_cpu = time.process_time() - client0
+        node_cpu = sum(_cpu_s(p) for p in pids) - node0
     finally:
         _stop(proc)
     rate = len(flat) / elapsed
-    return [
+    rows = [
         Row(
             f"POST /v1/events:batch ({size}/batch): events/s",
             rate,
@@ -230,6 +262,25 @@ def bench_batches(ctx: Context, tmp: Path) -> list[Row]:
             0.7,
         ),
     ]
+    if pids:
+        # CPU per event in raw verifies: what the two cores must do per event, whatever else
+        # runs on the machine (the wall-clock ratio above also measures the other load).
+        per_verify = 1 / ctx.raw.verify_per_s
+        rows += [
+            Row(
+                "events:batch: node CPU per event (main + verify workers)",
+                node_cpu / len(flat) * 1e6,
+                "µs",
+                node_cpu / len(flat) / per_verify,
+            ),
+            Row(
+                "events:batch: client CPU per event",
+                client_cpu / len(flat) * 1e6,
+                "µs",
+                client_cpu / len(flat) / per_verify,
+            ),
+        ]
+    return rows
 
 
 def bench_crash(ctx: Context, tmp: Path) -> list[Row]:

@@ -19,11 +19,12 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from crypto import PublicKey, SecretKey
-from protocol.checkpoint import Receipt, SignedCheckpoint
+from protocol.checkpoint import BatchedReceipt, SignedCheckpoint, parse_receipt
 from protocol.events import DEFAULT_POLICY, Event
 from protocol.merkle import CompactRange, leaf_hash, verify_inclusion
 
@@ -45,7 +46,7 @@ class Wallet:
 class Ledger:
     """What the clients were promised and what they saw, across all trials."""
 
-    receipts: dict[str, dict] = field(default_factory=dict)
+    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
     leaves: dict[str, bytes] = field(default_factory=dict)
     checkpoints: dict[int, str] = field(default_factory=dict)
     trials: int = 0
@@ -211,8 +212,11 @@ def check_database(data: Path, ledger: Ledger, city: PublicKey) -> int:
     assert size == len(rows)
     by_id = {r[1]: r for r in rows}
     for event_id, receipt in ledger.receipts.items():
-        r = Receipt.from_dict(receipt)
-        r.verify(city)
+        r = parse_receipt(receipt)
+        if isinstance(r, BatchedReceipt):
+            r.verify(city, leaf=ledger.leaves[event_id])  # the batch form (events:batch)
+        else:
+            r.verify(city)
         assert event_id in by_id, f"receipted event {event_id} is missing after the crash"
         assert by_id[event_id][0] == r.index, "the event is not at its receipt's index"
         assert bytes(by_id[event_id][2]) == ledger.leaves[event_id]

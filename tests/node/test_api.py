@@ -11,7 +11,8 @@ import pytest
 
 from crypto import PublicKey
 from node.server import create_app
-from protocol.checkpoint import Receipt, SignedCheckpoint
+from protocol.checkpoint import BatchedReceipt, Receipt, SignedCheckpoint, parse_receipt
+from protocol.errors import CheckpointError
 from protocol.events import Event
 from protocol.merkle import leaf_hash, verify_consistency, verify_inclusion
 
@@ -245,11 +246,63 @@ async def test_batch_appends_the_valid_and_names_the_rest(served) -> None:
     body = await resp.json()
     assert (body["accepted"], body["rejected"]) == (4, 1)
     assert body["results"][2]["error"]["code"] == "malformed_json"
-    for r in body["results"][:2] + body["results"][3:]:
-        Receipt.from_dict(r["receipt"]).verify(city_pk(c))
+    good = lines[:2] + lines[3:]
+    receipts = [r["receipt"] for r in body["results"][:2] + body["results"][3:]]
+    for line, doc in zip(good, receipts, strict=True):
+        receipt = parse_receipt(doc)
+        assert isinstance(receipt, BatchedReceipt)
+        receipt.verify(city_pk(c), leaf=line)
+        assert (receipt.batch.first, receipt.batch.count) == (n, 4)
+    assert [r["index"] for r in receipts] == list(range(n, n + 4))
     assert size(c) == n + 4
     resp = await client.post("/v1/events:batch", data=b"")
     assert resp.status == 400
+
+
+async def test_batch_receipts_are_stable_and_bind_their_leaves(served) -> None:
+    """A repeated batch, a single POST of a batched event and ``GET /v1/receipts`` all give the
+    receipt first issued; a receipt does not verify for another leaf or with its path altered."""
+    client, c = await served(citizens=3)
+    lines = [c.citizens[i].delegate("area", c.area, []).encode() for i in range(3)]
+    first = await (await client.post("/v1/events:batch", data=b"\n".join(lines))).json()
+    again = await (await client.post("/v1/events:batch", data=b"\n".join(lines))).json()
+    assert [r["new"] for r in again["results"]] == [False] * 3
+    assert [r["receipt"] for r in again["results"]] == [r["receipt"] for r in first["results"]]
+    status, single = await post(client, lines[1])
+    assert (status, single["receipt"]) == (200, first["results"][1]["receipt"])
+    ev = Event.decode(lines[2])
+    got = await (await client.get(f"/v1/receipts/{ev.id}")).json()
+    assert got["receipt"] == first["results"][2]["receipt"]
+    receipt = BatchedReceipt.from_dict(got["receipt"])
+    with pytest.raises(CheckpointError, match="another leaf"):
+        receipt.verify(city_pk(c), leaf=lines[0])
+    doc = dict(got["receipt"], path=[base64.b64encode(bytes(32)).decode()])
+    with pytest.raises(CheckpointError, match="path"):
+        BatchedReceipt.from_dict(doc).verify(city_pk(c))
+    # A single POST still gets the single form.
+    status, body = await post(
+        client, c.citizens[0].event("revoke", {"scope": "area", "target": c.area})
+    )
+    assert status == 201
+    Receipt.from_dict(body["receipt"]).verify(city_pk(c))
+
+
+async def test_large_batch_uses_the_pool_and_refuses_a_bad_signature(served) -> None:
+    """Above ``pool_threshold`` signatures are checked by the worker processes: a forged one
+    is refused by name and the rest of the batch is appended with verifying receipts."""
+    client, c = await served(citizens=6, verify_workers=2, pool_threshold=4)
+    evs = [c.citizens[i].delegate("area", c.area, []) for i in range(6)]
+    lines = [e.encode() for e in evs]
+    forged = json.loads(lines[3])
+    forged["sig"] = base64.b64encode(bytes(64)).decode()
+    lines[3] = json.dumps(forged, sort_keys=True, separators=(",", ":")).encode()
+    n = size(c)
+    body = await (await client.post("/v1/events:batch", data=b"\n".join(lines))).json()
+    assert (body["accepted"], body["rejected"]) == (5, 1)
+    assert body["results"][3]["error"]["code"] == "bad_signature"
+    for i in (0, 1, 2, 4, 5):
+        parse_receipt(body["results"][i]["receipt"]).verify(city_pk(c), leaf=lines[i])
+    assert size(c) == n + 5
 
 
 async def test_log_endpoints(served) -> None:

@@ -7,7 +7,7 @@ import pytest
 from node.client import NodeClient, Response
 from node.errors import ApiError, PeerError
 from node.server import create_app
-from protocol.checkpoint import Receipt, SignedCheckpoint
+from protocol.checkpoint import BatchedReceipt, Receipt, SignedCheckpoint, parse_receipt
 from protocol.merkle import leaf_hash, verify_consistency, verify_inclusion
 
 
@@ -27,8 +27,12 @@ async def test_every_read_and_write(live) -> None:
     ev = a.delegate("area", c.area, [b.pk])
     receipt = await client.submit(ev)
     Receipt.from_dict(receipt).verify(pk)
-    (res,) = await client.submit_batch([b.ballot(c.issue, {"yes": 1})])
-    Receipt.from_dict(res["receipt"]).verify(pk)
+    ballot = b.ballot(c.issue, {"yes": 1})
+    (res,) = await client.submit_batch([ballot])
+    batched = parse_receipt(res["receipt"])
+    assert isinstance(batched, BatchedReceipt)
+    batched.verify(pk, leaf=ballot.encode())
+    assert (await client.receipt(ballot.id))["receipt"] == res["receipt"]
     await client.wait_ready()
     size = node.writer.size
     node.writer.sign_checkpoint()

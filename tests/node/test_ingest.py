@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 
 import pytest
@@ -10,9 +11,15 @@ import pytest
 from crypto import BadSignatureError
 from node._node import Node
 from node.errors import IntegrityError, SeqUsedError, StoreError, UnknownAuthorError
-from node.ingest import Accepted, Ingest, Submission, VerifyPool
-from protocol.checkpoint import Receipt, SignedCheckpoint
-from protocol.merkle import verify_consistency
+from node.ingest import Accepted, Ingest, Submission, VerifyPool, _BatchTree
+from protocol.checkpoint import BatchedReceipt, Receipt, SignedCheckpoint, parse_receipt
+from protocol.merkle import (
+    MemoryTree,
+    inclusion_proof,
+    leaf_hash,
+    root_from_leaves,
+    verify_consistency,
+)
 from protocol.state import replay
 
 
@@ -35,6 +42,53 @@ def test_receipts_are_deterministic_protocol_receipts(civic) -> None:
     (repeat,) = submit(c.node, ev)
     assert repeat.receipt == acc.receipt
     assert not repeat.new
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 32, 33])
+def test_batch_tree_paths_are_the_protocol_inclusion_proofs(n: int) -> None:
+    hashes = [leaf_hash(bytes([i])) for i in range(n)]
+    tree = _BatchTree(hashes)
+    reference = MemoryTree(hashes)
+    assert tree.root == root_from_leaves(hashes)
+    for k in range(n):
+        proof = inclusion_proof(reference, k, n)
+        assert tree.paths[k] == [base64.b64encode(h).decode() for h in proof]
+
+
+def test_batch_receipts_survive_a_restart_and_cover_only_new_leaves(civic) -> None:
+    """A batch group signs once over its new leaves; after a restart the same receipts come
+    back, and a repeat in a later batch keeps its first receipt (no new batch covers it)."""
+    c = civic()
+    w = c.node.writer
+    evs = [c.citizens[i].delegate("area", c.area, []) for i in range(3)]
+    first = w.size
+    out = w.process([Submission(leaf=e.encode()) for e in evs], batch=True)
+    receipts = [o.receipt for o in out if isinstance(o, Accepted)]
+    assert len(receipts) == 3
+    for ev, doc in zip(evs, receipts, strict=True):
+        r = parse_receipt(doc)
+        assert isinstance(r, BatchedReceipt)
+        r.verify(c.node.key.public_key, leaf=ev.encode())
+        assert (r.batch.first, r.batch.count) == (first, 3)
+    more = c.citizens[0].event("revoke", {"scope": "area", "target": c.area})
+    again = w.process(
+        [Submission(leaf=evs[1].encode()), Submission(leaf=more.encode())], batch=True
+    )
+    assert isinstance(again[0], Accepted)
+    assert not again[0].new
+    assert again[0].receipt == receipts[1]
+    assert isinstance(again[1], Accepted)
+    assert parse_receipt(again[1].receipt).batch.count == 1  # type: ignore[union-attr]
+    data = c.node.data_dir
+    c.node.close()
+    node = Node.open(data, clock=c.node.clock)
+    try:
+        for ev, doc in zip(evs, receipts, strict=True):
+            got = node.writer.receipt(ev.id)
+            assert got is not None
+            assert got.receipt == doc
+    finally:
+        node.close()
 
 
 def test_a_group_is_decided_in_order(civic, author) -> None:

@@ -72,6 +72,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         "m001_logs",
         "m002_governance",
         "m003_event_key",
+        "m004_batches",
     ]
     s.close()
 

@@ -584,6 +584,29 @@ def test_receipt_verification() -> None:
         verify_receipt({**r, "origin": "y.example"}, pin)
     with pytest.raises(WalletOpsError, match="named"):
         NodePin("y.example", pin.vkey)
+
+
+def test_batch_form_receipt_verification() -> None:
+    """A receipt of the batch form verifies by the pinned key and only for the event's bytes."""
+    from protocol.checkpoint import BatchReceipt
+    from protocol.merkle import MemoryTree, inclusion_proof, leaf_hash
+
+    city = SecretKey.generate()
+    origin = "x.example/log"
+    pin = NodePin(origin, city.public_key.to_vkey(origin))
+    leaves = [b"leaf %d" % i for i in range(3)]
+    hashes = [leaf_hash(x) for x in leaves]
+    batch = BatchReceipt.create(city, origin, 7, hashes, time=10)
+    path = inclusion_proof(MemoryTree(hashes), 1, 3)
+    r = batch.receipt("d" * 64, 8, hashes[1], path).to_dict()
+    assert verify_receipt(r, pin, "d" * 64, leaves[1]) == r
+    with pytest.raises(ReceiptError, match="another leaf"):
+        verify_receipt(r, pin, "d" * 64, leaves[2])
+    with pytest.raises(ReceiptError, match="path"):
+        verify_receipt({**r, "index": 9}, pin, "d" * 64, leaves[1])
+    forged = BatchReceipt.create(SecretKey.generate(), origin, 7, hashes, time=10)
+    with pytest.raises(ReceiptError, match="does not verify"):
+        verify_receipt(forged.receipt("d" * 64, 8, hashes[1], path).to_dict(), pin)
     with pytest.raises(WalletOpsError, match=r"x\.event"):
         Record.from_dict({"event": {}, "origin": None, "receipt": None}, "x")
 
