@@ -46,6 +46,7 @@ from protocol.checkpoint import (
     cosigner_key_id,
     cosigner_vkey,
     parse_cosigner_vkey,
+    parse_receipt,
     sign_checkpoint,
 )
 from protocol.merkle import EMPTY_ROOT, MemoryTree, leaf_hash, verify_consistency
@@ -531,6 +532,104 @@ def test_altered_receipts_fail() -> None:
     )
     with pytest.raises(CheckpointError):
         other.verify(CITY.public_key)
+
+
+BATCH_LEAVES = [b"first", b"second", b"third", b"fourth", b"fifth"]
+BATCH_HASHES = [leaf_hash(x) for x in BATCH_LEAVES]
+
+
+def _batched(k: int, first: int = 40) -> BatchedReceipt:
+    batch = BatchReceipt.create(CITY, ORIGIN, first, BATCH_HASHES, time=1_700_000_000)
+    path = MemoryTree(BATCH_HASHES).inclusion_proof(k)
+    return batch.receipt(EVENT_ID, first + k, BATCH_HASHES[k], path)
+
+
+def test_batched_receipts_round_trip_and_verify_every_leaf() -> None:
+    for k in range(len(BATCH_LEAVES)):
+        r = _batched(k)
+        back = BatchedReceipt.from_dict(r.to_dict())
+        assert back == r
+        back.verify(CITY.public_key, leaf=BATCH_LEAVES[k])
+        assert parse_receipt(r.to_dict()) == r
+    # The statement is signed under its own context: a receipt signature is not one.
+    b = _batched(0).batch
+    CITY.public_key.verify("receipt-batch", b.unsigned_bytes(), b.sig)
+    forged = BatchReceipt(
+        b.origin, b.first, b.count, b.root, b.time, CITY.sign("receipt", b.unsigned_bytes())
+    )
+    with pytest.raises(CheckpointError, match="not signed by that key"):
+        forged.verify(CITY.public_key)
+    assert isinstance(
+        parse_receipt(Receipt.create(CITY, ORIGIN, EVENT_ID, 3, time=5).to_dict()), Receipt
+    )
+
+
+def test_altered_batched_receipts_fail() -> None:
+    d = _batched(2).to_dict()
+    for field, value in [("origin", "other.example/log"), ("time", 1_700_000_001)]:
+        with pytest.raises(CheckpointError, match="not signed by that key"):
+            BatchedReceipt.from_dict({**d, field: value}).verify(CITY.public_key)
+    for change in ({"index": 41}, {"leaf_hash": d["path"][0]}, {"path": d["path"][:1]}):
+        with pytest.raises(CheckpointError, match="path"):
+            BatchedReceipt.from_dict({**d, **change}).verify(CITY.public_key)
+    with pytest.raises(CheckpointError, match="another leaf"):
+        BatchedReceipt.from_dict(d).verify(CITY.public_key, leaf=BATCH_LEAVES[1])
+    with pytest.raises(CheckpointError):
+        BatchedReceipt.from_dict(d).verify(WITNESS.public_key)
+    for change, needle in [
+        ({"index": 45}, "outside the batch"),
+        ({"batch": {**d["batch"], "count": 0}}, "count"),
+        ({"batch": {**d["batch"], "first": -1}}, "first"),
+        ({"batch": {**d["batch"], "root": "AAAA"}}, "root"),
+        ({"path": ["AAAA"]}, r"path\[0\]"),
+        ({"extra": 1}, "exactly"),
+        ({"batch": {k: x for k, x in d["batch"].items() if k != "sig"}}, "batch"),
+    ]:
+        with pytest.raises(ValidationError, match=needle):
+            BatchedReceipt.from_dict({**d, **change})
+
+
+@settings(max_examples=150)
+@given(
+    key=st.sampled_from(
+        [
+            "v",
+            "origin",
+            "event_id",
+            "index",
+            "time",
+            "leaf_hash",
+            "path",
+            "first",
+            "count",
+            "root",
+            "sig",
+        ]
+    ),
+    value=st.one_of(
+        st.none(),
+        st.integers(-3, 2**54),
+        st.text(max_size=6),
+        st.lists(st.text(max_size=4), max_size=3),
+        st.sampled_from(["AAAA", base64.b64encode(bytes(32)).decode(), "ab" * 32]),
+    ),
+)
+def test_batched_receipts_from_hostile_dicts(key: str, value: object) -> None:
+    """A changed field is refused with a named problem, or leaves the genuine receipt."""
+    genuine = _batched(3).to_dict()
+    if key in BatchedReceipt.BATCH_KEYS:
+        doc = {**genuine, "batch": {**genuine["batch"], key: value}}
+    else:
+        doc = {**genuine, key: value}
+    try:
+        r = BatchedReceipt.from_dict(doc)
+        r.verify(CITY.public_key, leaf=BATCH_LEAVES[3])
+    except (ValidationError, CheckpointError) as exc:
+        problem = exc.message
+    else:
+        assert r.to_dict() == genuine
+        return
+    assert problem.startswith(("receipt", "batch receipt")), problem
 
 
 @pytest.mark.parametrize(
