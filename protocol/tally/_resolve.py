@@ -50,7 +50,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, MutableSequence
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
-from operator import contains, ne, not_
+from operator import ne, not_
 from typing import Any
 
 from ._input import SCOPES, TallyInput
@@ -195,13 +195,12 @@ def resolve(inp: TallyInput) -> Resolution:
         scatter(given, trusters, rows[scope].values())
     scatter(given, casting, repeat(()))
     delegating = list(compress(range(n), given))
-    numbered: list[tuple[int | None, ...]] = list(
-        map(tuple, map(map, repeat(index.get), compress(given, given)))
-    )
+    try:
+        numbered = list(map(tuple, map(map, repeat(number), compress(given, given))))
+    except KeyError:  # a trustee who is not a voter (rare): number again, dropping them
+        lists = compress(given, given)
+        numbered = [tuple(t for t in map(index.get, names) if t is not None) for names in lists]
     del given
-    # A trustee who is not a voter was numbered None: drop it (rare, so found in one pass).
-    for k in list(compress(range(len(numbered)), map(contains, numbered, repeat(None)))):
-        numbered[k] = tuple(t for t in numbered[k] if t is not None)
     trustees: list[Numbers] = [()] * n
     scatter(trustees, delegating, numbered)
     del numbered
