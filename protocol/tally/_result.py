@@ -3,13 +3,14 @@
 Nodes attest the digest of a result, so every byte of its canonical form is fixed: the digest is
 the hex SHA-256 of ``protocol.encoding.encode(result without "digest")``.
 
-A result computed by the engine keeps its per-voter part in the engine's index arrays
-(:class:`VoterTable`, a read-only mapping that builds :class:`VoterResult` objects on access) and
-writes that part of the canonical bytes directly, one voter at a time, instead of building a
-million small dicts for ``encode`` to walk. It can do so because the input was validated: every
-id is printable ASCII without ``"`` or ``\\`` (so ``"id"`` is exactly its canonical string), every
-integer is below 2^31, and the ids are sorted, which is the canonical key order for ASCII keys. ``tests/protocol/test_tally_result.py`` checks the fast bytes against
-``encode(result.to_dict())`` byte for byte.
+A result computed by the engine keeps its per-voter part in the engine's lists indexed by voter
+number (:class:`VoterTable`, a read-only mapping that builds :class:`VoterResult` objects on
+access) and writes that part of the canonical bytes directly, in voter number order, instead of
+building a million small dicts for ``encode`` to walk. It can do so because the input was
+validated: every id is printable ASCII without ``"`` or ``\\`` (so ``"id"`` is exactly its
+canonical string), every integer is below 2^31, and voters are numbered in sorted id order, which
+is the canonical key order for ASCII keys. ``tests/protocol/test_tally_result.py`` checks the
+fast bytes against ``encode(result.to_dict())`` byte for byte.
 """
 
 from __future__ import annotations
