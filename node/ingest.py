@@ -130,19 +130,6 @@ def _verify_chunk(items: list[tuple[bytes, str, bytes, bytes]]) -> list[bool]:
     return out
 
 
-def _check_chunk(leaves: list[bytes]) -> list[bool]:
-    """Worker: decode and verify raw leaves; True where the leaf is a validly signed event."""
-    out = []
-    for leaf in leaves:
-        try:
-            Event.decode(leaf).verify()
-        except LiquideError:
-            out.append(False)
-            continue
-        out.append(True)
-    return out
-
-
 def _sign_chunk(seed: bytes, context: str, messages: list[bytes]) -> list[bytes]:
     """Worker: sign ``messages`` under the Liquide ``context`` with the key of ``seed``."""
     sk = SecretKey(seed)
@@ -199,13 +186,11 @@ class VerifyPool:
     def _step(self, n: int) -> int:
         return max(self.chunk, n // (self.workers * 4) + 1)
 
-    def submit_check(self, leaves: list[bytes]) -> concurrent.futures.Future[list[bool]]:
-        """Start decoding and verifying raw ``leaves`` on a worker (see :func:`_check_chunk`);
-        the future gives one boolean per leaf."""
-        return self._executor().submit(_check_chunk, leaves)
-
     def submit_verify(self, events: Sequence[Event]) -> concurrent.futures.Future[list[bool]]:
-        """Start verifying ``events`` on a worker; the future gives one verdict per event."""
+        """Start verifying ``events`` on a worker; the future gives one verdict per event.
+
+        Only the signed bytes travel (no pickled objects) and only a boolean comes back.
+        """
         items = [(e.author_raw, e.type, e.unsigned_bytes(), e.sig) for e in events]
         return self._executor().submit(_verify_chunk, items)
 
@@ -473,30 +458,43 @@ class Writer:
         return out
 
     def prepare(self, subs: Sequence[Submission]) -> None:
-        """Decode client bytes here, or for a large batch start checking them on the pool,
-        chunk by chunk: the workers decode and verify the raw leaves and send back one boolean
-        each (no pickled events: the writer decodes each leaf itself as it decides, which costs
-        less than unpickling a decoded event).
+        """Decode client bytes here; for a large batch also start verifying their signatures
+        on the pool, chunk by chunk, as soon as each chunk is decoded.
 
-        Thread-safe (it touches neither the store nor the state), so the server runs it before
-        handing a batch to the writer: the pool then works on one batch while the writer
-        commits the previous one, and the writer thread shares the GIL with no decoding thread.
+        Decoding stays in this process, whose key caches are warm (a worker would decode each
+        author's key text again), and costs less than unpickling decoded events; the workers
+        only verify: the signed bytes go out, one boolean per event comes back. Thread-safe (it
+        touches neither the store nor the state), so the server runs it before handing a batch
+        to the writer: the pool then works on one batch while the writer commits the previous
+        one.
         """
         pending = [s for s in subs if s.leaf is not None and s.event is None and s.error is None]
         pool = self.pool if len(pending) >= self.config.pool_threshold else None
+        decode = Event.decode
         if pool is None:
             for sub in pending:
                 try:
-                    sub.event = Event.decode(sub.leaf or b"")
+                    sub.event = decode(sub.leaf or b"")
                 except LiquideError as exc:
                     sub.error = exc
             return
         step = pool.chunk
         for start in range(0, len(pending), step):
-            chunk = pending[start : start + step]
-            future = pool.submit_check([s.leaf or b"" for s in chunk])
-            for offset, sub in enumerate(chunk):
-                sub.verdict = (future, offset)
+            chunk: list[Submission] = []
+            events: list[Event] = []
+            for sub in pending[start : start + step]:
+                try:
+                    ev = decode(sub.leaf or b"")
+                except LiquideError as exc:
+                    sub.error = exc
+                    continue
+                sub.event = ev
+                chunk.append(sub)
+                events.append(ev)
+            if events:
+                future = pool.submit_verify(events)
+                for offset, sub in enumerate(chunk):
+                    sub.verdict = (future, offset)
 
     def _prepare(self, sub: Submission, now: int) -> Event:
         if sub.error is not None:
@@ -508,8 +506,6 @@ class Writer:
             return Event.create(self.key, type_, body, seq, prev, now)
         ev = sub.event
         if ev is None:
-            # Leaves checked on the pool are decoded here; a leaf that does not decode raises
-            # the decoder's own error, whatever the worker said.
             ev = sub.event = Event.decode(sub.leaf or b"")
         if sub.verdict is not None:
             future, offset = sub.verdict
@@ -927,12 +923,13 @@ class Ingest:
     async def submit_batch(self, subs: list[Submission]) -> list[Accepted | LiquideError]:
         """Append many submissions in one transaction; return one outcome per submission.
 
-        A large batch is sent to the verify pool before it queues for the writer, so that the
-        pool works while the writer commits the previous group.
+        A large batch is decoded, and its signatures sent to the verify pool, before it queues
+        for the writer, so that the pool works while the writer commits the previous group.
         New events get receipts of the batch form (one signature per group of batches).
         """
         if len(subs) >= self.writer.config.pool_threshold:
-            self.writer.prepare(subs)  # only hands the raw leaves to the pool: cheap
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._prep, self.writer.prepare, subs)
         return await self._signed(await self._enqueue(subs, None, batch=True))
 
     async def append_own(self, type_: str, body: dict[str, Any]) -> Accepted:
