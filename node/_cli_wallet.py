@@ -13,7 +13,9 @@ one set per wallet name (``--name``, default ``default``), all mode 0600:
   ``"origin"`` and ``"node_key"`` once the home node's key is pinned;
 * ``<name>.state.json``   the chain heads (seq, prev) of the key;
 * ``<name>.events.json``  every event signed, with the node's receipt (for ``check``);
-* ``<name>.seen.json``    the latest home-log checkpoint verified (later ones must extend it).
+* ``<name>.seen.json``    the latest home-log checkpoint verified (later ones must extend it);
+* ``<name>.keys.json``    the home node's key chain followed from the pin through its signed
+  handovers (:class:`~node._wallet_state.CityKeys`; rebuilt from the pin when lost).
 
 Offline commands: ``new``, ``show``, ``export``, ``import``; ``use`` sets the home node and pins
 its key. Online commands: ``delegate``, ``block``, ``revoke``, ``vote``, ``withdraw`` (each with
@@ -33,7 +35,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
@@ -81,11 +83,20 @@ from ._wallet_ops import (
     send_event,
     status_report,
     target_exists,
+    verify_receipt_following,
     voter_doc,
     withdraw_body,
     write_event_file,
 )
-from ._wallet_state import ChainHead, ChainState, load_chain_state, save_chain_state
+from ._wallet_state import (
+    ChainHead,
+    ChainState,
+    CityKeys,
+    load_chain_state,
+    load_city_keys,
+    save_chain_state,
+    save_city_keys,
+)
 from .errors import ApiError, PeerError
 
 if TYPE_CHECKING:
@@ -277,6 +288,25 @@ class Wallet:
         ensure_private_dir(self.directory)
         save_chain_state(self.state_path, state)
 
+    @property
+    def keys_path(self) -> Path:
+        """The home node's key chain followed from the pin."""
+        return self.directory / f"{self.name}.keys.json"
+
+    def city_keys(self, pin: NodePin) -> CityKeys:
+        """The key chain followed from ``pin`` (the pinned key alone when none was saved)."""
+        return load_city_keys(self.keys_path, pin.origin, pin.key)
+
+    def follow(self, pin: NodePin, keys: Sequence[str], size: int) -> CityKeys:
+        """Remember the key chain a log verified up to ``size`` leaves showed (pinned first);
+        raise :class:`~node._wallet_state.WalletStateError` if it diverges from the one kept."""
+        old = self.city_keys(pin)
+        new = old.followed(tuple(keys), size)
+        if new != old and len(new.keys) > 1:
+            ensure_private_dir(self.directory)
+            save_city_keys(self.keys_path, new)
+        return new
+
 
 def validate_node_url(url: str) -> str:
     """Return the normalised base URL of a node (no trailing slash); raise :class:`ValueError`."""
@@ -439,11 +469,13 @@ def _confirm(message: str, *, yes: bool) -> None:
 
 def _identity(w: Wallet, public: PublicKey) -> dict[str, Any]:
     text = public.to_text()
+    pin: NodePin | None = None
     try:
-        node = w.config().node
+        config = w.config()
+        node, pin = config.node, config.pin()
     except WalletConfigError:
         node = None
-    return {
+    info: dict[str, Any] = {
         "name": w.name,
         "public_key": text,
         "fingerprint": public.fingerprint(),
@@ -454,6 +486,20 @@ def _identity(w: Wallet, public: PublicKey) -> dict[str, Any]:
             "bring": [f"your public key: {text}", "an identity document"],
         },
     }
+    if pin is not None:
+        try:
+            chain = w.city_keys(pin)
+        except LiquideError:
+            chain = None
+        if chain is not None and chain.in_effect != chain.pinned:
+            info["node_key"] = {
+                "pinned": pin.fingerprint,
+                "in_effect": chain.in_effect,
+                "fingerprint_in_effect": PublicKey.from_text(chain.in_effect).fingerprint(),
+                "handovers": len(chain.keys) - 1,
+                "as_of_checkpoint": chain.size,
+            }
+    return info
 
 
 def _print_identity(info: dict[str, Any], *, as_json: bool) -> None:
@@ -461,11 +507,19 @@ def _print_identity(info: dict[str, Any], *, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     node = info["home_node"] or "not set (run `liquide wallet use NODE_URL`)"
+    nk = info.get("node_key")
+    node_key = (
+        f"node key:    in effect {nk['fingerprint_in_effect']}, followed from the pinned"
+        f" {nk['pinned']} through {nk['handovers']} signed handover(s)\n"
+        if nk
+        else ""
+    )
     click.echo(
         f"wallet:      {info['name']}\n"
         f"public key:  {info['public_key']}\n"
         f"fingerprint: {info['fingerprint']}\n"
         f"home node:   {node}\n"
+        f"{node_key}"
         f"key file:    {info['key_file']}\n"
         "\n"
         "To be enrolled, go in person to your city's registrar and bring:\n"
@@ -914,7 +968,24 @@ def _sign_and_send(
         )
         w.save_chain_state(state.with_head(me, ChainHead(sent.event.seq, sent.event.id)))
         w.events().put(Record(sent.event, pin.origin, sent.receipt))
-        return sent, sent.verify(pin)
+        seen = w.seen().load()
+        receipt, log = await verify_receipt_following(
+            client,
+            sent.receipt,
+            pin,
+            w.city_keys(pin).keys,
+            event_id=sent.event.id,
+            leaf=sent.event.encode(),
+            seen=seen,
+        )
+        if log is not None:
+            w.seen().save(seen)
+            chain = w.follow(pin, log.chain(), log.size)
+            _say(
+                f"followed the home node's key handover: receipts of {pin.origin} are now"
+                f" signed by {PublicKey.from_text(chain.in_effect).fingerprint()}"
+            )
+        return sent, receipt
 
     sent, receipt = _online(w, go)
     if sent.recovered:
@@ -1267,9 +1338,11 @@ def status_cmd(name: str, as_json: bool) -> None:
     seen = w.seen().load()
 
     async def go(client: NodeClient, pin: NodePin) -> tuple[dict[str, Any], list[str]]:
-        return await status_report(
+        out = await status_report(
             client, pin, me, local_head=local, now=int(time.time()), seen=seen
         )
+        _follow(w, pin, out[0])
+        return out
 
     report, warnings = _online(w, go)
     w.seen().save(seen)
@@ -1292,10 +1365,29 @@ def status_cmd(name: str, as_json: bool) -> None:
     _print_status(report)
 
 
+def _follow(w: Wallet, pin: NodePin, report: Mapping[str, Any]) -> None:
+    """Remember the key chain the report's verified home log showed."""
+    home = report["home_node"]
+    w.follow(pin, home["keys"], home["replayed"])
+
+
+def _node_key_line(home: Mapping[str, Any]) -> list[str]:
+    """The key in effect, when a handover replaced the pinned one."""
+    if "key_in_effect" not in home:
+        return []
+    line = (
+        f"node key:  in effect {home['fingerprint_in_effect']} ({home['key_in_effect']}),"
+        f" followed from the pinned {home['fingerprint']} through"
+        f" {len(home['keys']) - 1} signed handover(s)"
+    )
+    return [line]
+
+
 def _print_status(r: dict[str, Any]) -> None:
     enrolled = "enrolled" if r["enrolled"] else "NOT enrolled"
     out = [
         f"you:       {r['key']} ({enrolled} at {r['home_node']['origin']})",
+        *_node_key_line(r["home_node"]),
         f"chain:     seq {r['chain']['node']['seq']} at the node",
         "",
         "delegations:" if r["delegations"] else "delegations: none",
@@ -1349,7 +1441,9 @@ def check_cmd(name: str, as_json: bool) -> None:
     seen = w.seen().load()
 
     async def go(client: NodeClient, pin: NodePin) -> dict[str, Any]:
-        return await check_report(client, pin, me, records, seen=seen)
+        out = await check_report(client, pin, me, records, seen=seen, keys=w.city_keys(pin).keys)
+        _follow(w, pin, out)
+        return out
 
     report = _online(w, go)
     w.seen().save(seen)
@@ -1362,7 +1456,10 @@ def check_cmd(name: str, as_json: bool) -> None:
 
 
 def _print_check(r: dict[str, Any]) -> None:
-    out = [f"events (home node {r['home_node']['origin']}, checkpoint {r['checkpoint']}):"]
+    out = [
+        *_node_key_line(r["home_node"]),
+        f"events (home node {r['home_node']['origin']}, checkpoint {r['checkpoint']}):",
+    ]
     if not r["events"]:
         out.append("  none recorded in this wallet")
     for e in r["events"]:

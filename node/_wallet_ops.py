@@ -9,13 +9,16 @@ key and a clock value, so tests can drive them directly.
 * **Submitting.** :func:`send_event` signs an event at the local chain head and posts it. A 409
   ``seq_used`` (the node names its chain head) or a chain-gap refusal means the local chain state
   is stale: it adopts the node's head, signs again and retries once, saying so through
-  ``notify``. Every receipt is checked against the node's pinned key (:class:`NodePin`).
+  ``notify``. Every receipt is checked against the node's pinned key (:class:`NodePin`) or a
+  key its handovers named (:func:`verify_receipt_following`).
 * **Pins.** A wallet pins its home node's origin and C2SP verifier key at ``wallet use`` time
-  (or on first contact), and trusts nothing that key did not sign.
+  (or on first contact), and trusts nothing that key did not sign, directly or through a chain
+  of ``handover`` events replayed from it in a log verified against a signed checkpoint
+  (docs/SECURITY.md §3.3).
 * **Records.** Each signed event is kept locally with its receipt (:class:`EventStore`) so that
   ``check`` can later prove inclusion or, failing that, hold a portable proof of censorship.
-* **Reading.** :func:`fetch_verified_log` downloads a log and checks it against a checkpoint
-  signed by a pinned key; :func:`replay_log` replays it with :mod:`protocol.state`, keeping the
+* **Reading.** :func:`fetch_verified_log` downloads a log, replays it from the pinned key and
+  checks it against a checkpoint signed by the key in effect at its size; :func:`replay_log` replays it with :mod:`protocol.state`, keeping the
   state at every seal; :func:`status_report` and :func:`check_report` explain with
   :mod:`protocol.tally` where the citizen's weight flows now and how each sealed tally counted it.
 
@@ -99,6 +102,7 @@ __all__ = [
     "explain_node_error",
     "fetch_pin",
     "fetch_verified_log",
+    "follow_handovers",
     "issue_doc",
     "load_event_file",
     "node_head",
@@ -111,6 +115,7 @@ __all__ = [
     "submit_signed",
     "target_exists",
     "verify_receipt",
+    "verify_receipt_following",
     "voter_doc",
     "write_event_file",
 ]
@@ -340,16 +345,33 @@ async def fetch_pin(client: NodeClient) -> NodePin:
     return pin
 
 
+def _chain(pin: NodePin, keys: Iterable[str | PublicKey]) -> list[PublicKey]:
+    """The pinned key, then the other keys of ``keys`` (its followed handovers), once each."""
+    out = [pin.key]
+    for k in keys:
+        key = k if isinstance(k, PublicKey) else PublicKey.from_text(k)
+        if key not in out:
+            out.append(key)
+    return out
+
+
 def verify_receipt(
-    doc: object, pin: NodePin, event_id: str | None = None, leaf: bytes | None = None
+    doc: object,
+    pin: NodePin,
+    event_id: str | None = None,
+    leaf: bytes | None = None,
+    *,
+    keys: Iterable[str | PublicKey] = (),
 ) -> dict[str, Any]:
-    """Check a receipt's signature by the pinned key (and its event id); return it.
+    """Check a receipt's signature by the pinned key or a key of ``keys`` (the keys its
+    handovers named, as a verified log showed them), and its event id; return it.
 
     ``doc`` is a receipt in its dict form, of either form (docs/PROTOCOL.md §6.4): a
     :class:`~protocol.checkpoint.Receipt`, or a :class:`~protocol.checkpoint.BatchedReceipt`
     (a signed batch root and the event's path to it), for which ``leaf`` — the event's
     canonical bytes — is also checked to be the leaf it names. Raises :class:`ReceiptError`
-    naming what is wrong.
+    naming what is wrong; code ``receipt_key`` when no key of the chain signed it (a key the
+    wallet has not followed yet, or an impostor's: :func:`verify_receipt_following`).
     """
     if not isinstance(doc, dict):
         raise ReceiptError("the receipt is not a JSON object")
@@ -362,20 +384,42 @@ def verify_receipt(
             f"the receipt is for event {doc.get('event_id')!r}, not {event_id}",
             hint="the node answered about another event",
         )
+    chain = _chain(pin, keys)
+    what = f"the receipt of event {str(doc.get('event_id'))[:16]}…"
+    hint = (
+        "the file may be corrupted, or the node signed with another key; keep it and compare"
+        " the node's key fingerprint with the one your city publishes"
+    )
     try:
         receipt = parse_receipt(doc)
+    except ValidationError as exc:
+        raise ReceiptError(f"{what} is malformed: {exc.message}", hint=hint) from None
+    signed = receipt.batch if isinstance(receipt, BatchedReceipt) else receipt
+    first: CheckpointError | None = None
+    for key in chain:
+        try:
+            signed.verify(key)
+        except CheckpointError as exc:
+            first = first or exc
+            continue
         if isinstance(receipt, BatchedReceipt):
-            receipt.verify(pin.key, leaf=leaf)
-        else:
-            receipt.verify(pin.key)
-    except (ValidationError, CheckpointError) as exc:
-        raise ReceiptError(
-            f"the receipt of event {str(doc.get('event_id'))[:16]}… does not verify against the"
-            f" pinned key of {pin.origin} ({pin.fingerprint}): {exc.message}",
-            hint="the file may be corrupted, or the node signed with another key; keep it and"
-            " compare the node's key fingerprint with the one your city publishes",
-        ) from None
-    return dict(doc)
+            try:
+                receipt.verify(key, leaf=leaf)
+            except CheckpointError as exc:
+                raise ReceiptError(f"{what} does not verify: {exc.message}", hint=hint) from None
+        return dict(doc)
+    assert first is not None
+    followed = (
+        f" nor the {len(chain) - 1} key(s) its handovers named (in effect: {chain[-1].to_text()})"
+        if len(chain) > 1
+        else ""
+    )
+    raise ReceiptError(
+        f"{what} does not verify against the pinned key of {pin.origin} ({pin.fingerprint})"
+        f"{followed}: {first.message}",
+        hint=hint,
+        code="receipt_key",
+    )
 
 
 # The local record of signed events ----------------------------------------------------------------
@@ -556,9 +600,10 @@ class Sent:
     receipt: dict[str, Any]
     recovered: bool = False
 
-    def verify(self, pin: NodePin) -> dict[str, Any]:
-        """The receipt, checked against the pinned key; raise :class:`ReceiptError`."""
-        return verify_receipt(self.receipt, pin, self.event.id, self.event.encode())
+    def verify(self, pin: NodePin, keys: Iterable[str | PublicKey] = ()) -> dict[str, Any]:
+        """The receipt, checked against the pinned key or a followed one of ``keys`` (see
+        :func:`verify_receipt`); raise :class:`ReceiptError`."""
+        return verify_receipt(self.receipt, pin, self.event.id, self.event.encode(), keys=keys)
 
 
 def _stale(exc: ApiError) -> bool:
@@ -658,11 +703,24 @@ async def target_exists(client: NodeClient, target: Target) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Replayed:
+    """A replay of a verified log's leaves: the final state, the state right after each seal,
+    and the findings."""
+
+    state: State
+    at_seal: dict[str, State]
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedLog:
-    """A log prefix whose leaves hash to the root of a checkpoint signed by a pinned key.
+    """A log prefix whose leaves hash to the root of a checkpoint signed by the key in effect
+    at its size, as replay of those leaves from the pinned ``key`` found it (the pinned key,
+    then each key a handover signed by its predecessor named).
 
     ``tail`` holds the entries after that checkpoint, when asked for: their signatures are
-    checked by replay, but no signed checkpoint covers them yet.
+    checked by replay, but no signed checkpoint covers them yet. ``replayed`` is the replay of
+    ``leaves`` (:func:`fetch_verified_log` does it to follow the handovers).
     """
 
     origin: str
@@ -670,6 +728,32 @@ class VerifiedLog:
     checkpoint: SignedCheckpoint
     leaves: tuple[bytes, ...]
     tail: tuple[bytes, ...] = ()
+    replayed: _Replayed | None = None
+
+    @property
+    def city_keys(self) -> tuple[str, ...]:
+        """The pinned key, then each key a handover in the verified prefix named."""
+        if self.replayed is None:
+            return (self.key.to_text(),)
+        return tuple(self.replayed.state.city_keys())
+
+    @property
+    def key_in_effect(self) -> str:
+        """The key that signed the checkpoint: the key in effect at its size."""
+        return self.city_keys[-1]
+
+    @property
+    def size(self) -> int:
+        """The leaves held: the verified prefix and the tail."""
+        return len(self.leaves) + len(self.tail)
+
+    def chain(self) -> tuple[str, ...]:
+        """:attr:`city_keys`, then the keys named by handovers in the tail: the keys receipts
+        may be signed by. A handover in the tail is not covered by a checkpoint yet, but replay
+        accepts it only when it is signed by the key in effect, which is what names the key."""
+        if not self.tail:
+            return self.city_keys
+        return tuple(replay_log(self)[0].city_keys())
 
 
 async def _entries(client: NodeClient, origin: str, start: int, end: int) -> list[bytes]:
@@ -736,6 +820,68 @@ def _extends(origin: str, leaves: Sequence[bytes], cp: Checkpoint, seen: tuple[i
         )
 
 
+def _replay(
+    origin: str,
+    key: PublicKey,
+    leaves: Iterable[bytes],
+    start: int = 0,
+    base: _Replayed | None = None,
+) -> _Replayed:
+    """Replay ``leaves`` (from leaf ``start``) from the pinned ``key``, or on a copy of ``base``."""
+    state = State(origin, key.to_text()) if base is None else base.state.copy()
+    at_seal = {} if base is None else dict(base.at_seal)
+    findings: list[Finding] = [] if base is None else list(base.findings)
+    for i, leaf in enumerate(leaves, start):
+        before = len(state.seals)
+        findings.extend(state.apply(i, leaf))
+        if len(state.seals) != before:
+            for issue_id, idx in state.seals.items():
+                if idx == i:
+                    at_seal[issue_id] = state.copy()
+    return _Replayed(state, at_seal, tuple(findings))
+
+
+def _check_signed_by_key_in_effect(origin: str, sc: SignedCheckpoint, state: State) -> None:
+    """Check that the checkpoint is signed by the key in effect at its size (``state`` is the
+    replay of exactly its leaves); raise :class:`ReceiptError` naming the key problem."""
+    size = sc.checkpoint.size
+    expected = state.key_at(size)
+    try:
+        sc.verify(origin, PublicKey.from_text(expected))
+        return
+    except CheckpointError as exc:
+        problem = exc.message
+    pinned = PublicKey.from_text(state.key)
+    for retired in state.city_keys():
+        if retired == expected:
+            continue
+        try:
+            sc.verify(origin, PublicKey.from_text(retired))
+        except CheckpointError:
+            continue
+        raise ReceiptError(
+            f"the checkpoint of {origin} (size {size}) is signed by {retired}, a key a handover"
+            f" retired: the key in effect at that size is {expected}",
+            hint="the retired key may be in other hands: keep this wallet's files and report it"
+            " to an observer",
+            code="retired_key",
+        )
+    which = (
+        f"the key {expected} that the handovers from its pinned key {state.key}"
+        f" ({pinned.fingerprint()}) put in effect at size {size}"
+        if expected != state.key
+        else f"its pinned key {expected} ({pinned.fingerprint()}), in effect at size {size}"
+    )
+    raise ReceiptError(
+        f"the checkpoint of {origin} does not verify against {which}: it is signed by a key that"
+        f" no handover from the pinned key names (a possible impostor node): {problem}",
+        hint="a city's new key is followed only through a handover signed by the key before it;"
+        " compare the node's fingerprint with the one your city publishes, and if your city"
+        " announced a new key out of band, run `liquide wallet use URL --node-key VKEY`",
+        code="unknown_key",
+    )
+
+
 async def fetch_verified_log(
     client: NodeClient,
     origin: str,
@@ -746,30 +892,47 @@ async def fetch_verified_log(
 ) -> VerifiedLog:
     """Download ``origin``'s log up to its latest signed checkpoint and verify it.
 
-    With ``tail``, also the entries appended since (see :class:`VerifiedLog`). With ``seen``,
-    the log must extend the checkpoint remembered for ``origin``, and ``seen`` is updated.
-    Raises :class:`ReceiptError` if the checkpoint is not signed by ``key``, the leaves do not
-    hash to its root or the log does not extend what was seen, and :class:`WalletOpsError` if
-    the log is too long to download here.
+    The leaves must hash to the checkpoint's root; they are replayed from the pinned ``key``
+    (so each handover is checked to be signed by the key in effect), and the checkpoint must be
+    signed by the key in effect at its size (:meth:`protocol.state.State.key_at`). With
+    ``tail``, also the entries appended since (see :class:`VerifiedLog`). With ``seen``, the
+    log must extend the checkpoint remembered for ``origin``, and ``seen`` is updated. Raises
+    :class:`ReceiptError` if the checkpoint is malformed or not signed by the key in effect
+    (code ``unknown_key`` for a key no handover names, ``retired_key`` for a retired one), the
+    leaves do not hash to its root or the log does not extend what was seen, and
+    :class:`WalletOpsError` if the log is too long to download here.
     """
     text = await client.checkpoint(origin)
     try:
         sc = SignedCheckpoint.parse(text)
-        cp = sc.verify(origin, key)
     except CheckpointError as exc:
         raise ReceiptError(
-            f"the checkpoint of {origin} does not verify against its pinned key: {exc.message}",
-            hint="the node signs with another key than the pinned one; compare fingerprints with"
-            " your city's, and if it announced a new key, run `liquide wallet use URL`",
+            f"the checkpoint of {origin} does not verify: it is malformed: {exc.message}"
         ) from None
+    cp = sc.checkpoint
+    if cp.origin != origin:
+        raise ReceiptError(
+            f"the checkpoint of {origin} does not verify: it is for origin {cp.origin!r}"
+        )
     if cp.size > MAX_REPLAY_ENTRIES:
         raise WalletOpsError(f"the log of {origin} holds {cp.size} entries: too many to replay")
     leaves = await _entries(client, origin, 0, cp.size)
     if root_from_leaves([leaf_hash(x) for x in leaves]) != cp.root:
+        try:
+            sc.verify(origin, key)
+        except CheckpointError:
+            pass
+        else:
+            raise ReceiptError(
+                f"the entries of {origin} the node sent do not match its signed checkpoint of"
+                f" size {cp.size}: the node serves a log other than the one it signed"
+            )
         raise ReceiptError(
-            f"the entries of {origin} the node sent do not match its signed checkpoint of size"
-            f" {cp.size}: the node serves a log other than the one it signed"
+            f"the checkpoint of {origin} does not verify: the entries the node sent do not hash"
+            f" to its root (size {cp.size}), so no handover from the pinned key can be followed"
         )
+    replayed = _replay(origin, key, leaves)
+    _check_signed_by_key_in_effect(origin, sc, replayed.state)
     if seen is not None:
         if origin in seen:
             _extends(origin, leaves, cp, seen[origin])
@@ -780,7 +943,52 @@ async def fetch_verified_log(
         size = sizes[0] if sizes and type(sizes[0]) is int else cp.size
         if cp.size < size <= MAX_REPLAY_ENTRIES:
             extra = await _entries(client, origin, cp.size, size)
-    return VerifiedLog(origin, key, sc, tuple(leaves), tuple(extra))
+    return VerifiedLog(origin, key, sc, tuple(leaves), tuple(extra), replayed)
+
+
+async def follow_handovers(
+    client: NodeClient, pin: NodePin, *, seen: dict[str, tuple[int, bytes]] | None = None
+) -> VerifiedLog:
+    """The home log verified from the pin (:func:`fetch_verified_log`), with its tail: its
+    :meth:`~VerifiedLog.chain` is the key chain the wallet may accept receipts from."""
+    return await fetch_verified_log(client, pin.origin, pin.key, tail=True, seen=seen)
+
+
+async def verify_receipt_following(
+    client: NodeClient,
+    doc: object,
+    pin: NodePin,
+    keys: Sequence[str],
+    *,
+    event_id: str | None = None,
+    leaf: bytes | None = None,
+    seen: dict[str, tuple[int, bytes]] | None = None,
+) -> tuple[dict[str, Any], VerifiedLog | None]:
+    """:func:`verify_receipt` with the known chain ``keys``; if no key of it signed the receipt
+    (a handover the wallet has not followed yet), follow the home log's handovers from the pin
+    (:func:`follow_handovers`) and check again with the chain it shows.
+
+    Returns the receipt and the log followed (None when the known chain sufficed). Raises
+    :class:`ReceiptError` as :func:`verify_receipt` does, naming a key no handover names.
+    """
+    try:
+        return verify_receipt(doc, pin, event_id, leaf, keys=keys), None
+    except ReceiptError as exc:
+        if exc.code != "receipt_key":
+            raise
+    log = await follow_handovers(client, pin, seen=seen)
+    try:
+        return verify_receipt(doc, pin, event_id, leaf, keys=_merged(log.chain(), keys)), log
+    except ReceiptError as exc:
+        if exc.code != "receipt_key":
+            raise
+        raise ReceiptError(
+            f"{exc.message}; the home log (checkpoint of size {log.checkpoint.checkpoint.size},"
+            f" {log.size} entries) names no handover to the key that signed it (a possible"
+            " impostor node)",
+            hint=exc.hint,
+            code=exc.code,
+        ) from None
 
 
 def replay_log(
@@ -788,20 +996,17 @@ def replay_log(
 ) -> tuple[State, dict[str, State]]:
     """Replay a verified log; return the final state and the state right after each seal.
 
-    The replay's findings (leaves that break a rule and do not count) go to ``findings``.
+    The replay's findings (leaves that break a rule and do not count) go to ``findings``. The
+    replay :func:`fetch_verified_log` did is reused (on a copy when there is a tail).
     """
-    state = State(log.origin, log.key.to_text())
-    at_seal: dict[str, State] = {}
-    for i, leaf in enumerate((*log.leaves, *log.tail)):
-        before = len(state.seals)
-        found = state.apply(i, leaf)
-        if findings is not None:
-            findings.extend(found)
-        if len(state.seals) != before:
-            for issue_id, idx in state.seals.items():
-                if idx == i:
-                    at_seal[issue_id] = state.copy()
-    return state, at_seal
+    done = log.replayed
+    if done is None:
+        done = _replay(log.origin, log.key, log.leaves)
+    if log.tail:
+        done = _replay(log.origin, log.key, log.tail, len(log.leaves), done)
+    if findings is not None:
+        findings.extend(done.findings)
+    return done.state, done.at_seal
 
 
 @dataclass(slots=True)
@@ -923,6 +1128,49 @@ def _explanation_dict(e: Explanation, text: str) -> dict[str, Any]:
 # status -------------------------------------------------------------------------------------
 
 
+def _home_node(pin: NodePin, keys: Sequence[str], size: int) -> dict[str, Any]:
+    """The home node in a report: origin, pinned fingerprint, the key chain followed from the
+    pin over the first ``size`` leaves of the log, and the key in effect when a handover
+    replaced the pinned one."""
+    out: dict[str, Any] = {
+        "origin": pin.origin,
+        "fingerprint": pin.fingerprint,
+        "keys": list(keys),
+        "replayed": size,
+    }
+    if keys[-1] != pin.key.to_text():
+        out["key_in_effect"] = keys[-1]
+        out["fingerprint_in_effect"] = PublicKey.from_text(keys[-1]).fingerprint()
+    return out
+
+
+def _merged(verified: Sequence[str], kept: Sequence[str]) -> tuple[str, ...]:
+    """The longer of two key chains from one pin; raise :class:`ReceiptError` if they diverge
+    (two different handovers from one key: a split view)."""
+    a, b = tuple(verified), tuple(kept)
+    if not b or a[: len(b)] == b:
+        return a
+    if b[: len(a)] == a:
+        return b
+    raise ReceiptError(
+        f"the home log names the key chain {', '.join(a)}, but this wallet followed"
+        f" {', '.join(b)} before: two different handovers from one key (a split view)",
+        hint="keep this wallet's files (they hold both views) and report it to an observer",
+        code="split_view",
+    )
+
+
+def _unknown_key(rec: Record, pin: NodePin, keys: Sequence[str]) -> bool:
+    """Whether ``rec``'s receipt (of the home node) is signed by no key of ``keys``."""
+    if rec.receipt is None or rec.origin not in (None, pin.origin):
+        return False
+    try:
+        verify_receipt(rec.receipt, pin, rec.event.id, rec.event.encode(), keys=keys)
+    except ReceiptError as exc:
+        return exc.code == "receipt_key"
+    return False
+
+
 def _names(state: State) -> dict[str, str]:
     out: dict[str, str] = {}
     for i in state.assemblies:
@@ -966,7 +1214,7 @@ async def status_report(
     names = _names(state)
     report: dict[str, Any] = {
         "key": mine,
-        "home_node": {"origin": pin.origin, "fingerprint": pin.fingerprint},
+        "home_node": _home_node(pin, state.city_keys(), log.size),
         "enrolled": bool(doc and doc.get("enrolled")),
         "chain": {"node": node_chain.to_dict(), "local": local_head.to_dict()},
         "as_of_checkpoint": log.checkpoint.checkpoint.size,
@@ -1087,7 +1335,13 @@ def _assembly_of(state: State, ev: Event) -> AssemblyBody | None:
 
 
 async def _check_record(
-    client: NodeClient, pin: NodePin, rec: Record, state: State, rejected: Mapping[str, Finding]
+    client: NodeClient,
+    pin: NodePin,
+    rec: Record,
+    state: State,
+    rejected: Mapping[str, Finding],
+    *,
+    keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     ev = rec.event
     out: dict[str, Any] = {
@@ -1109,7 +1363,7 @@ async def _check_record(
         problems.append("signed offline and never submitted: run `liquide submit FILE`")
         return out
     try:
-        receipt = verify_receipt(rec.receipt, pin, ev.id, ev.encode())
+        receipt = verify_receipt(rec.receipt, pin, ev.id, ev.encode(), keys=keys)
     except ReceiptError as exc:
         problems.append(exc.message)
         return out
@@ -1142,7 +1396,21 @@ async def _check_record(
         return out
     try:
         sc = SignedCheckpoint.parse(note)
-        cp: Checkpoint = sc.verify(pin.origin, pin.key)
+        size = sc.checkpoint.size
+        if size > state.size:
+            # Newer than the verified checkpoint: its key is known only up to state.size.
+            try:
+                sc.verify(pin.origin, PublicKey.from_text(state.city_key))
+            except CheckpointError:
+                out["status"] = "pending"
+                problems.append(
+                    f"the node's checkpoint of size {size} is newer than the verified one"
+                    f" ({state.size}) and not signed by the key in effect there: run check again"
+                )
+                return out
+        cp: Checkpoint = sc.verify(
+            pin.origin, PublicKey.from_text(state.key_at(min(size, state.size)))
+        )
         hashes = [base64.b64decode(str(h), validate=True) for h in proof]
         verify_inclusion(leaf_hash(ev.encode()), promised, cp.size, hashes, cp.root)
     except (CheckpointError, ProofError, ValueError) as exc:
@@ -1210,8 +1478,13 @@ async def check_report(
     records: Sequence[Record],
     *,
     seen: dict[str, tuple[int, bytes]] | None = None,
+    keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Verify each recorded event's inclusion, and how each sealed tally counted the citizen.
+
+    Receipts may be signed by the pinned key or a key its handovers named: in the verified log,
+    in ``keys`` (the chain this wallet followed before, which must agree with the log), or, if
+    a receipt is signed by none of them, in the log's latest entries (:func:`follow_handovers`).
 
     Returns ``{"events": [...], "issues": [...], "ok": bool}``; ``ok`` is False when anything
     failed (a missing event, a bad proof or receipt, a tally that differs from the node's, a
@@ -1223,7 +1496,12 @@ async def check_report(
     home = replay_log(log, findings)
     state = home[0]
     rejected = {f.event_id: f for f in findings if f.event_id is not None}
-    events = [await _check_record(client, pin, r, state, rejected) for r in records]
+    chain, chain_size = _merged(state.city_keys(), keys), state.size
+    if any(_unknown_key(r, pin, chain) for r in records):
+        # A receipt by a key the verified prefix does not name: a handover after the checkpoint?
+        followed = await follow_handovers(client, pin)
+        chain, chain_size = _merged(followed.chain(), chain), followed.size
+    events = [await _check_record(client, pin, r, state, rejected, keys=chain) for r in records]
     issues: list[dict[str, Any]] = []
     cache: dict[str, tuple[State, dict[str, State]] | None] = {}
     for issue_id, seal in sorted(state.seals.items(), key=lambda x: x[1]):
@@ -1301,7 +1579,7 @@ async def check_report(
     )
     return {
         "key": mine,
-        "home_node": {"origin": pin.origin, "fingerprint": pin.fingerprint},
+        "home_node": _home_node(pin, chain, chain_size),
         "checkpoint": log.checkpoint.checkpoint.size,
         "events": events,
         "issues": issues,

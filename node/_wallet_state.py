@@ -9,6 +9,16 @@ adopts it with :meth:`ChainState.with_head` (the online commands do that).
 File (``<wallet dir>/<name>.state.json``, JSON, written atomically with mode 0600)::
 
     {"version": 1, "chains": {"lqpk1…": {"seq": 3, "prev": "<64 hex>"}}}
+
+The wallet also remembers the home node's key chain it followed (:class:`CityKeys`,
+``<wallet dir>/<name>.keys.json``, same writing rules): the pinned key, then each key a
+``handover`` named, as the replay of a log verified up to a signed checkpoint of ``size`` leaves
+found them (docs/SECURITY.md §3.3)::
+
+    {"version": 1, "origin": "city.example/log", "keys": ["lqpk1…pinned", "lqpk1…"], "size": 42}
+
+The chain is derived from the pin and the verified log only, so a lost file is rebuilt (the
+wallet follows the handovers from the pin again); a file started from another pin is ignored.
 """
 
 from __future__ import annotations
@@ -28,9 +38,12 @@ __all__ = [
     "STATE_VERSION",
     "ChainHead",
     "ChainState",
+    "CityKeys",
     "WalletStateError",
     "load_chain_state",
+    "load_city_keys",
     "save_chain_state",
+    "save_city_keys",
 ]
 
 STATE_VERSION = 1
@@ -180,4 +193,119 @@ _STALE_HINT = "move the file aside; the chain heads are recovered from the home 
 def save_chain_state(path: str | os.PathLike[str], state: ChainState) -> None:
     """Write the chain-state file atomically (mode 0600), replacing the previous one."""
     data = (json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8")
+    write_private_file(path, data, overwrite=True)
+
+
+# The followed key chain of the home node --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CityKeys:
+    """The home log's keys the wallet followed from its pin: ``keys[0]`` is the pinned key and
+    each later one the key a handover by its predecessor named, as replay of the log up to a
+    checkpoint of ``size`` leaves (verified with the last key) found them. Immutable."""
+
+    origin: str
+    keys: tuple[str, ...]
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.origin, str) or not self.origin:
+            raise WalletStateError("origin must be a non-empty string")
+        if not isinstance(self.keys, tuple) or not self.keys:
+            raise WalletStateError("keys must list the pinned key first")
+        if not all(isinstance(k, str) for k in self.keys):
+            raise WalletStateError("keys must be lqpk1… strings")
+        keys = tuple(_author(k) for k in self.keys)
+        if len(set(keys)) != len(keys):
+            raise WalletStateError("keys must not repeat (a handover never names a used key)")
+        object.__setattr__(self, "keys", keys)
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise WalletStateError(f"size must be an integer >= 0, got {self.size!r}")
+
+    @property
+    def pinned(self) -> str:
+        """The pinned key the chain starts from."""
+        return self.keys[0]
+
+    @property
+    def in_effect(self) -> str:
+        """The last key followed: the key in effect at :attr:`size`."""
+        return self.keys[-1]
+
+    def followed(self, keys: tuple[str, ...], size: int) -> CityKeys:
+        """The chain after a verified log of ``size`` leaves showed ``keys`` (pinned first).
+
+        The longer chain is kept when one extends the other (an older checkpoint shows a prefix
+        of the chain). Raises :class:`WalletStateError` (code ``split_view``) when they diverge:
+        the city then signed two different handovers from one key.
+        """
+        new = CityKeys(self.origin, keys, size)
+        if new.keys[: len(self.keys)] == self.keys:
+            return new if (len(new.keys), new.size) >= (len(self.keys), self.size) else self
+        if self.keys[: len(new.keys)] == new.keys:
+            return self
+        raise WalletStateError(
+            f"the log of {self.origin} names the key chain {', '.join(new.keys)}, but this"
+            f" wallet followed {', '.join(self.keys)} before: two different handovers from one"
+            " key (a split view)",
+            hint="keep this wallet's files (they hold both views) and report it to an observer",
+            code="split_view",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file document."""
+        return {
+            "version": STATE_VERSION,
+            "origin": self.origin,
+            "keys": list(self.keys),
+            "size": self.size,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: object) -> CityKeys:
+        """Validate a file document; raise :class:`WalletStateError` naming what is wrong."""
+        if not isinstance(doc, dict) or set(doc) != {"version", "origin", "keys", "size"}:
+            raise WalletStateError(
+                'the key chain must be {"version": 1, "origin": …, "keys": […], "size": …}'
+            )
+        if doc["version"] != STATE_VERSION or isinstance(doc["version"], bool):
+            raise WalletStateError(f"unsupported key chain version {doc['version']!r}")
+        if not isinstance(doc["keys"], list):
+            raise WalletStateError("keys must be a JSON array")
+        return cls(doc["origin"], tuple(doc["keys"]), doc["size"])
+
+
+_KEYS_HINT = "move the file aside; the wallet follows the handovers again from the pinned key"
+
+
+def load_city_keys(path: str | os.PathLike[str], origin: str, pinned: PublicKey) -> CityKeys:
+    """The key chain followed from ``pinned``: the file's, if it starts from that pin for that
+    origin, else the pinned key alone (a missing file, or one of an earlier pin).
+
+    Raises :class:`WalletStateError` naming the file when it cannot be parsed.
+    """
+    target = Path(path)
+    start = CityKeys(origin, (pinned.to_text(),))
+    try:
+        with target.open("rb") as f:
+            data = f.read(_MAX_STATE_BYTES + 1)
+    except FileNotFoundError:
+        return start
+    if len(data) > _MAX_STATE_BYTES:
+        raise WalletStateError(f"{target}: file too large for a key chain", hint=_KEYS_HINT)
+    try:
+        chain = CityKeys.from_dict(json.loads(data.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WalletStateError(f"{target}: not valid JSON ({exc})", hint=_KEYS_HINT) from None
+    except WalletStateError as exc:
+        raise WalletStateError(f"{target}: {exc.message}", hint=_KEYS_HINT) from None
+    if chain.origin != origin or chain.pinned != start.pinned:
+        return start
+    return chain
+
+
+def save_city_keys(path: str | os.PathLike[str], chain: CityKeys) -> None:
+    """Write the key chain file atomically (mode 0600), replacing the previous one."""
+    data = (json.dumps(chain.to_dict(), indent=2) + "\n").encode("utf-8")
     write_private_file(path, data, overwrite=True)

@@ -440,7 +440,9 @@ def test_a_node_key_other_than_the_pinned_one_is_refused(town, cli) -> None:
     cfg.write_text(json.dumps(doc))
     r = p["lea"]("vote", civic.issue, "--approve", "yes")
     assert r.exit_code == 1
-    assert "does not verify against the pinned key" in r.stderr
+    # The wallet looks for a handover from the pin to the signing key, and finds none.
+    assert "does not verify against its pinned key" in r.stderr
+    assert "no handover from the pinned key names (a possible impostor node)" in r.stderr
     r = p["lea"]("status")
     assert r.exit_code == 1
     assert "the checkpoint of test.example/liquide does not verify" in r.stderr
@@ -784,3 +786,143 @@ async def test_check_record_against_a_scripted_node(case: str) -> None:
     else:
         assert out["status"] == "failed"
         assert expected in out["problems"][0]
+
+
+# Across the city's key handover (docs/SECURITY.md §3.3) --------------------------------------
+
+
+def test_a_citizen_votes_across_the_city_handover_and_receipts_status_check_verify(town) -> None:
+    """Ann votes before the city's handover, Bob delegates to her right after it (before any
+    checkpoint covers it) and Ann votes again after it: every receipt, status and check verify
+    from the pinned first key, and the key in effect is shown."""
+    from node._registrar import handover
+
+    srv, civic, p = town("ann", "bob")
+    ann, bob = p["ann"], p["bob"]
+    ann.ok("vote", civic.issue, "--approve", "yes")
+    srv.writer(srv.node.writer.sign_checkpoint)
+    assert "node key:" not in ann.ok("status").stdout
+    out = srv.writer(lambda: handover(srv.node.writer))
+    old, new = out["old_key"], PublicKey.from_text(out["new_key"])
+    pinned = json.loads((ann.dir / "ann.config.json").read_text())["node_key"]
+    assert PublicKey.from_vkey(pinned)[1].to_text() == old  # the pin stays the first key
+    # No checkpoint covers the handover yet: the receipt by the new key is followed lazily.
+    r = bob.ok("delegate", ann.key, "--issue", civic.issue)
+    assert "receipt signature verified" in r.stderr
+    assert f"followed the home node's key handover: receipts of {srv.node.origin} are now signed by {new.fingerprint()}" in r.stderr  # fmt: skip
+    chain = json.loads((bob.dir / "bob.keys.json").read_text())
+    assert chain["keys"] == [old, new.to_text()]
+    srv.writer(srv.node.writer.sign_checkpoint)  # by the new key
+    r = ann.ok("vote", civic.issue, "--approve", "yes", "--reject", "no")
+    assert "followed the home node's key handover" in r.stderr
+    assert "followed" not in bob.ok("delegate", ann.key, "--issue", civic.issue).stderr
+    status = json.loads(ann.ok("status", "--json").stdout)
+    assert status["home_node"]["keys"] == [old, new.to_text()]
+    assert status["home_node"]["key_in_effect"] == new.to_text()
+    assert f"node key:  in effect {new.fingerprint()}" in ann.ok("status").stdout
+    assert f"node key:    in effect {new.fingerprint()}" in ann.ok("show").stdout
+    _seal(srv, civic.issue)
+    r = ann.ok("check")
+    assert r.stdout.count("verified (index") == 2  # one receipt by each key
+    assert f"node key:  in effect {new.fingerprint()}" in r.stdout
+    report = json.loads(bob.ok("check", "--json").stdout)
+    assert report["ok"] is True
+    assert [e["status"] for e in report["events"]] == ["verified", "verified"]
+    assert report["issues"][0]["text"] == (
+        f"counted, weight cast by {ann.key} through your issue delegation"
+    )
+    # A wallet that lost its key chain follows it again from the pin.
+    (ann.dir / "ann.keys.json").unlink()
+    assert json.loads(ann.ok("check", "--json").stdout)["ok"] is True
+    assert json.loads((ann.dir / "ann.keys.json").read_text())["keys"] == [old, new.to_text()]
+
+
+class _LogNode:
+    """A Transport serving one log: ``/v1/logs``, its checkpoint note and its entries."""
+
+    def __init__(self, origin: str, leaves: list[bytes], note: str) -> None:
+        self.origin, self.leaves, self.note = origin, leaves, note
+
+    async def request(self, method: str, path: str, *, params: Any = None, **_: Any) -> Any:
+        from node.client import Response
+
+        base = f"/v1/logs/{self.origin}"
+        if path == "/v1/logs":
+            logs = [{"origin": self.origin, "own": True, "size": len(self.leaves)}]
+            return Response(200, json.dumps({"logs": logs}).encode())
+        if path == f"{base}/checkpoint":
+            return Response(200, self.note.encode())
+        if path == f"{base}/entries":
+            start, end = int(params["start"]), int(params["end"])
+            return Response(200, b"".join(x + b"\n" for x in self.leaves[start:end]))
+        return Response(404, b'{"error": {"code": "not_found", "message": "no such thing"}}')
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_checkpoint_or_receipt_by_a_key_no_handover_names_is_refused() -> None:
+    """The log hands A's key over to a2. A checkpoint signed by a key no handover from the pin
+    names (or named only by a handover its predecessor did not sign) is refused as a possible
+    impostor's, one by the retired key is named so, and receipts by any key outside the chain
+    are refused even after following the log."""
+    from node._wallet_ops import (
+        fetch_verified_log,
+        verify_receipt_following,
+    )
+    from node.client import NodeClient
+    from protocol.checkpoint import BatchReceipt, Receipt
+    from protocol.merkle import leaf_hash, root_from_leaves
+    from tests.protocol._events_factory import Author
+    from tests.protocol.test_handover import handed_over
+    from tests.protocol.test_state import A, World
+
+    w = World()
+    leaves, _ = handed_over(w)
+    pin = NodePin(A, w.a.sk.public_key.to_vkey(A))
+    rogue = SecretKey.generate()
+
+    def node(signer: SecretKey, log: list[bytes] = leaves) -> NodeClient:
+        cp = Checkpoint(A, len(log), root_from_leaves([leaf_hash(x) for x in log]))
+        return NodeClient(_LogNode(A, log, sign_checkpoint(cp, signer).to_text()))
+
+    with pytest.raises(ReceiptError, match="a possible impostor node") as bad:
+        await fetch_verified_log(node(rogue), A, pin.key)
+    assert bad.value.code == "unknown_key"
+    assert w.a2.pk in bad.value.message  # the key in effect it should have been signed by
+    with pytest.raises(ReceiptError, match=f"signed by {w.a.pk}, a key a handover retired"):
+        await fetch_verified_log(node(w.a.sk), A, pin.key)
+    # A "handover" by a key other than the one in effect names nobody.
+    r2 = Author(SecretKey.generate())
+    forged = [*leaves, Author(rogue).sign("handover", {"key": r2.pk}).leaf]
+    with pytest.raises(ReceiptError, match="a possible impostor node"):
+        await fetch_verified_log(node(r2.sk, forged), A, pin.key)
+
+    log = await fetch_verified_log(node(w.a2.sk), A, pin.key)
+    assert log.city_keys == (w.a.pk, w.a2.pk)
+    ev_id = "d" * 64
+    by_new = Receipt.create(w.a2.sk, A, ev_id, len(leaves), time=10).to_dict()
+    receipt, followed = await verify_receipt_following(
+        node(w.a2.sk), by_new, pin, [w.a.pk], event_id=ev_id
+    )
+    assert receipt == by_new
+    assert followed is not None
+    assert followed.chain() == (w.a.pk, w.a2.pk)
+    leaf = b"some leaf"
+    batch = BatchReceipt.create(w.a2.sk, A, len(leaves), [leaf_hash(leaf)], time=10)
+    by_batch = batch.receipt(ev_id, len(leaves), leaf_hash(leaf), []).to_dict()
+    assert verify_receipt(by_batch, pin, ev_id, leaf, keys=followed.chain()) == by_batch
+    rogue_batch = BatchReceipt.create(rogue, A, len(leaves), [leaf_hash(leaf)], time=10)
+    for forged_receipt in (
+        Receipt.create(rogue, A, ev_id, len(leaves), time=10).to_dict(),
+        rogue_batch.receipt(ev_id, len(leaves), leaf_hash(leaf), []).to_dict(),
+    ):
+        with pytest.raises(ReceiptError) as bad:
+            await verify_receipt_following(
+                node(w.a2.sk), forged_receipt, pin, [w.a.pk, w.a2.pk], event_id=ev_id, leaf=leaf
+            )
+        assert bad.value.code == "receipt_key"
+        assert f"nor the 1 key(s) its handovers named (in effect: {w.a2.pk})" in bad.value.message
+        assert "names no handover to the key that signed it (a possible impostor node)" in (
+            bad.value.message
+        )
