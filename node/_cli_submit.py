@@ -3,7 +3,8 @@
 The event is checked first (canonical form, fields, the author's signature), then posted to the
 home node of the wallet (``--name``), or to ``--node URL``. The receipt is verified against the
 node key pinned by ``wallet use`` (or ``--node-key``, or the key the node announces, whose
-fingerprint is then shown), printed on stdout, and, when the wallet holds the event's author
+fingerprint is then shown) or a key its handovers named (docs/SECURITY.md §3.3), printed on
+stdout, and, when the wallet holds the event's author
 key, recorded for ``liquide wallet check``.
 
 Exit codes: 0 accepted, 1 refused or unverifiable, 2 usage.
@@ -35,13 +36,15 @@ from ._cli_wallet import (
 )
 from ._wallet_ops import (
     NodePin,
+    ReceiptError,
     Record,
+    VerifiedLog,
     WalletOpsError,
     describe_event,
     explain_node_error,
     load_event_file,
     submit_signed,
-    verify_receipt,
+    verify_receipt_following,
 )
 from ._wallet_state import ChainHead
 from .errors import ApiError, PeerError
@@ -114,7 +117,7 @@ def submit_cmd(file: str, name: str, node_url: str | None, node_key: str | None)
         )
     pinned = config.pin() if url == config.node and node_key is None else None
 
-    async def go() -> tuple[NodePin, dict[str, Any]]:
+    async def go() -> tuple[NodePin, dict[str, Any], VerifiedLog | None, ReceiptError | None]:
         async with _client(url) as client:
             pin = pinned
             if pin is None:
@@ -142,15 +145,24 @@ def submit_cmd(file: str, name: str, node_url: str | None, node_key: str | None)
                         code=exc.code,
                     ) from None
                 raise
-            return pin, receipt
+            # Verified here (following the node's handovers if need be), raised once recorded.
+            keys = w.city_keys(pin).keys
+            try:
+                _, log = await verify_receipt_following(client, receipt, pin, keys, event_id=ev.id)
+            except ReceiptError as exc:
+                return pin, receipt, None, exc
+            return pin, receipt, log, None
 
     try:
-        pin, receipt = asyncio.run(go())
+        pin, receipt, log, bad = asyncio.run(go())
     except PeerError as exc:
         raise explain_node_error(exc, url) from None
     if pin.origin == config.origin or config.pin() is None:
         _record(w, ev, pin, receipt)
-    receipt = verify_receipt(receipt, pin, ev.id)
+    if bad is not None:
+        raise bad
+    if log is not None and pin == config.pin():
+        w.follow(pin, log.chain(), log.size)
     _say(
         f"{describe_event(ev)}: accepted at index {receipt.get('index')} of {pin.origin};"
         " receipt signature verified"

@@ -797,8 +797,8 @@ def test_a_citizen_votes_across_the_city_handover_and_receipts_status_check_veri
     from the pinned first key, and the key in effect is shown."""
     from node._registrar import handover
 
-    srv, civic, p = town("ann", "bob")
-    ann, bob = p["ann"], p["bob"]
+    srv, civic, p = town("ann", "bob", "cy")
+    ann, bob, cy = p["ann"], p["bob"], p["cy"]
     ann.ok("vote", civic.issue, "--approve", "yes")
     srv.writer(srv.node.writer.sign_checkpoint)
     assert "node key:" not in ann.ok("status").stdout
@@ -821,6 +821,13 @@ def test_a_citizen_votes_across_the_city_handover_and_receipts_status_check_veri
     assert status["home_node"]["key_in_effect"] == new.to_text()
     assert f"node key:  in effect {new.fingerprint()}" in ann.ok("status").stdout
     assert f"node key:    in effect {new.fingerprint()}" in ann.ok("show").stdout
+    # An event signed offline and handed over with `liquide submit` follows the handover too.
+    signed = cy.dir.parent / "cy-vote.json"
+    cy.ok("vote", civic.issue, "--approve", "yes", "--offline", str(signed))
+    r = cy.cli("submit", str(signed), "--name", "cy")
+    assert r.exit_code == 0, r.stderr
+    assert "receipt signature verified" in r.stderr
+    assert json.loads((cy.dir / "cy.keys.json").read_text())["keys"] == [old, new.to_text()]
     _seal(srv, civic.issue)
     r = ann.ok("check")
     assert r.stdout.count("verified (index") == 2  # one receipt by each key

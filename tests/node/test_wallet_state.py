@@ -125,3 +125,35 @@ def test_oversized_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     path.write_bytes(b" " * 11)
     with pytest.raises(WalletStateError, match="too large"):
         load_chain_state(path)
+
+
+def test_the_followed_key_chain_starts_at_the_pin_and_only_grows(tmp_path: Path) -> None:
+    from node._wallet_state import CityKeys, load_city_keys, save_city_keys
+
+    k0, k1, k2, other = (SecretKey.generate().public_key for _ in range(4))
+    path = tmp_path / "w.keys.json"
+    start = load_city_keys(path, "x.example/log", k0)
+    assert start == CityKeys("x.example/log", (k0.to_text(),))
+    chain = start.followed((k0.to_text(), k1.to_text()), 5)
+    assert (chain.in_effect, chain.size) == (k1.to_text(), 5)
+    # an older view (a prefix) keeps the longer chain; a longer one extends it
+    assert chain.followed((k0.to_text(),), 3) == chain
+    assert chain.followed((k0.to_text(), k1.to_text(), k2.to_text()), 9).in_effect == k2.to_text()
+    with pytest.raises(WalletStateError, match="two different handovers") as bad:
+        chain.followed((k0.to_text(), other.to_text()), 9)
+    assert bad.value.code == "split_view"
+    save_city_keys(path, chain)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_city_keys(path, "x.example/log", k0) == chain
+    # a file of another pin or origin is not this pin's chain
+    assert load_city_keys(path, "x.example/log", other).keys == (other.to_text(),)
+    assert load_city_keys(path, "y.example/log", k0).keys == (k0.to_text(),)
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "keys": [k0.to_text(), k0.to_text()]}))
+    with pytest.raises(WalletStateError, match="must not repeat") as bad:
+        load_city_keys(path, "x.example/log", k0)
+    assert bad.value.hint is not None
+    assert "follows the handovers again from the pinned key" in bad.value.hint
+    path.write_text("{")
+    with pytest.raises(WalletStateError, match="not valid JSON"):
+        load_city_keys(path, "x.example/log", k0)
