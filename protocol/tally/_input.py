@@ -11,13 +11,19 @@ made of C-level passes (``map``, ``set``, ``str.isprintable`` over all ids joine
 a valid document fast, and, whenever a bulk check fails, item-by-item checks that find and name
 the offending item. Rows are kept per scope, truster → trustees: a truster has at most one row
 per scope, and row order carries no meaning.
+
+Validation looks up every truster, trustee and ballot's voter anyway, to check that they are
+voters. The bulk path makes those lookups in a table from voter id to *number* (the position in
+sorted id order) and keeps what they return: a validated input carries its :class:`Numbering`,
+the form the engine works on, so no id is looked up twice. An input built by the constructor
+computes its numbering on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 from operator import contains, itemgetter, ne
 from typing import Any, NamedTuple
 
@@ -62,7 +68,8 @@ DELEGATION_RULES = ("dfd", "bfd", "minsum")
 DEFEAT_STRENGTHS = ("tuple", "simple")
 TIE_BREAKINGS = ("variant1", "variant2", "simple")
 
-_SCOPE_SET = frozenset(SCOPES)
+#: Scope → its position in SCOPES.
+_SCOPE_CODES = {scope: code for code, scope in enumerate(SCOPES)}
 _TOP_KEYS = frozenset({"version", "voters", "options", "delegations", "ballots", "policy"})
 _ROW_KEYS = frozenset({"truster", "scope", "trustees"})
 _MAJORITY_KEYS = frozenset({"num", "den", "strict", "positive", "non_negative"})
@@ -259,6 +266,60 @@ def _empty_rows() -> Rows:
     return {s: {} for s in SCOPES}
 
 
+#: Voter numbers, e.g. a row's trustees who are voters, in rank order.
+Numbers = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Numbering:
+    """An input's voters by number (their position in sorted id order), for the engine.
+
+    ``trusters[scope]`` and ``trustees[scope]`` are aligned with the rows of
+    ``delegations[scope]``, in its order; a row's trustees who are not voters are left out (the
+    engine skips them, and leaving them out keeps the order of the others). ``casting`` holds
+    the numbers of the ballots' voters, in the order of ``ballots``.
+    """
+
+    #: Every voter, in sorted order (the canonical key order).
+    ids: list[str]
+    #: Voter id → number.
+    index: dict[str, int]
+    trusters: dict[str, list[int]]
+    trustees: dict[str, list[Numbers]]
+    casting: list[int]
+
+
+def _number_voters(voters: Mapping[str, int]) -> tuple[list[str], dict[str, int]]:
+    """Return the sorted voter ids and the table from id to number."""
+    ids = sorted(voters)  # linear when the document is canonical (sorted)
+    # A copy of ``voters`` is made without hashing and holds the very key objects of ``ids``, so
+    # overwriting its values with numbers is cheaper than inserting a million new keys.
+    index = dict(voters)
+    index.update(zip(ids, range(len(ids)), strict=True))
+    return ids, index
+
+
+def _voters_only(index: Mapping[str, int], names: Iterable[str]) -> Numbers:
+    return tuple(t for t in map(index.get, names) if t is not None)
+
+
+def _number_input(
+    voters: Mapping[str, int],
+    delegations: Mapping[str, Mapping[str, tuple[str, ...]]],
+    ballots: Mapping[str, Mapping[str, int]],
+) -> Numbering:
+    """Number a valid input's voters, rows and ballots (for an input not built by from_dict)."""
+    ids, index = _number_voters(voters)
+    rows = {s: delegations.get(s, {}) for s in SCOPES}
+    return Numbering(
+        ids=ids,
+        index=index,
+        trusters={s: list(map(index.__getitem__, rows[s])) for s in SCOPES},
+        trustees={s: [_voters_only(index, names) for names in rows[s].values()] for s in SCOPES},
+        casting=list(map(index.__getitem__, ballots)),
+    )
+
+
 # --- the item-by-item checks: complete, and they name the offending item ----------------------
 
 
@@ -368,48 +429,72 @@ _SCOPE = itemgetter("scope")
 _TRUSTEES = itemgetter("trustees")
 
 
-def _bulk_rows(rows: Any, voters: Mapping[str, int]) -> Rows | None:
+class _NumberedRows(NamedTuple):
+    rows: Rows
+    trusters: dict[str, list[int]]  # aligned with ``rows``, as in Numbering
+    trustees: dict[str, list[Numbers]]
+
+
+def _bulk_rows(rows: Any, index: Mapping[str, int]) -> _NumberedRows | None:
     if type(rows) is not list:
         return None
     if not rows:
-        return _empty_rows()
+        return _NumberedRows(_empty_rows(), {s: [] for s in SCOPES}, {s: [] for s in SCOPES})
     if set(map(type, rows)) != {dict} or set(map(len, rows)) != {3}:
         return None
+    number = index.__getitem__
     try:
         trusters = list(map(_TRUSTER, rows))
-        scopes = list(map(_SCOPE, rows))
+        # Decoded scopes are distinct strings: compare them once, then compare the small codes.
+        codes = list(map(_SCOPE_CODES.get, map(_SCOPE, rows)))
         lists = list(map(_TRUSTEES, rows))
-        if not all(map(voters.__contains__, trusters)) or not set(scopes) <= _SCOPE_SET:
+        numbers = list(map(number, trusters))  # KeyError: a truster who is not a voter
+        if None in codes:
             return None
         if set(map(type, lists)) != {list} or max(map(len, lists)) > MAX_TRUSTEES:
             return None
-        flat = list(chain.from_iterable(lists))
-        if not all(map(voters.__contains__, flat)) and not _ids_ok(set(flat).difference(voters)):
-            return None
+        try:
+            numbered = list(map(tuple, map(map, repeat(number), lists)))
+            listed = numbered  # every trustee is a voter: compare numbers, not ids
+        except KeyError:  # a trustee who is not a voter: skipped by the engine, but an id
+            if not _ids_ok(set(chain.from_iterable(lists)).difference(index)):
+                return None
+            numbered = [_voters_only(index, names) for names in lists]
+            listed = lists
     except (KeyError, TypeError):  # a missing key, or an unhashable truster, scope or trustee
         return None
-    if any(map(contains, lists, trusters)):  # self-delegation
+    # Self-delegation, on numbers: a truster is a voter, so it is listed iff its number is.
+    if any(map(contains, numbered, numbers)):
         return None
-    long = [x for x in lists if len(x) > 1]
+    long = [x for x in listed if len(x) > 1]
     if any(map(ne, map(len, map(set, long)), map(len, long))):  # a trustee listed twice
         return None
-    out = _empty_rows()
-    for scope in SCOPES:
-        mask = list(map(scope.__eq__, scopes))
+    out = _NumberedRows(_empty_rows(), {}, {})
+    for code, scope in enumerate(SCOPES):
+        mask = list(map(code.__eq__, codes))
         names = list(compress(trusters, mask))
         group = dict(zip(names, map(tuple, compress(lists, mask)), strict=True))
         if len(group) != len(names):  # two rows for one truster at one scope
             return None
-        out[scope] = group
+        out.rows[scope] = group  # in row order, as the numbers below
+        out.trusters[scope] = list(compress(numbers, mask))
+        out.trustees[scope] = list(compress(numbered, mask))
     return out
 
 
+class _NumberedBallots(NamedTuple):
+    ballots: dict[str, dict[str, int]]
+    casting: list[int]  # the voters' numbers, in the order of ``ballots``
+
+
 def _bulk_ballots(
-    ballots: Any, voters: Mapping[str, int], options: tuple[str, ...]
-) -> dict[str, dict[str, int]] | None:
+    ballots: Any, index: Mapping[str, int], options: tuple[str, ...]
+) -> _NumberedBallots | None:
     if type(ballots) is not dict:
         return None
-    if not all(map(voters.__contains__, ballots)):
+    try:
+        casting = list(map(index.__getitem__, ballots))
+    except KeyError:  # a ballot by a voter who is not in voters
         return None
     grades = list(ballots.values())
     if grades and set(map(type, grades)) != {dict}:
@@ -421,7 +506,7 @@ def _bulk_ballots(
         set(map(type, values)) != {int} or min(values) < -MAX_GRADE or max(values) > MAX_GRADE
     ):
         return None
-    return dict(zip(ballots, map(dict, grades), strict=True))
+    return _NumberedBallots(dict(zip(ballots, map(dict, grades), strict=True)), casting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +517,7 @@ class TallyInput:
     order (the status quo is implicit); ``delegations`` maps each scope (assembly, area, issue)
     to its rows, truster → ranked trustees (an empty tuple blocks broader scopes); ``ballots`` map
     a voter to grades (a missing grade is 0). Build it with :meth:`from_dict`, which validates;
-    the engine trusts a TallyInput to be valid.
+    the engine trusts a TallyInput to be valid. :meth:`numbering` gives the engine's form.
     """
 
     voters: Mapping[str, int]
@@ -441,6 +526,8 @@ class TallyInput:
     ballots: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     version: int = TALLY_VERSION
+    #: Set by from_dict from the lookups it validates with; otherwise computed on first use.
+    _numbering: Numbering | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, d: Any) -> TallyInput:
@@ -471,13 +558,17 @@ class TallyInput:
         opts = tuple(options)
         rows = d.get("delegations", [])
         ballots = d.get("ballots", {})
-        delegations = _bulk_rows(rows, voters)
-        if delegations is None:
-            delegations = _check_rows(rows, voters)
-        checked = _bulk_ballots(ballots, voters, opts)
-        if checked is None:
+        # The bulk checks look ids up in the numbering table, and keep the numbers.
+        ids, index = _number_voters(voters)
+        numbered_rows = _bulk_rows(rows, index)
+        numbered_ballots = _bulk_ballots(ballots, index, opts)
+        # A bulk check that fails leaves it to the item-by-item check to name the problem.
+        delegations = _check_rows(rows, voters) if numbered_rows is None else numbered_rows.rows
+        if numbered_ballots is None:
             checked = _check_ballots(ballots, voters, opts)
-        return cls(
+        else:
+            checked = numbered_ballots.ballots
+        inp = cls(
             voters=voters,
             options=opts,
             delegations=delegations,
@@ -485,6 +576,24 @@ class TallyInput:
             policy=Policy.from_dict(d.get("policy", {})),
             version=version,
         )
+        if numbered_rows is not None and numbered_ballots is not None:
+            numbering = Numbering(
+                ids=ids,
+                index=index,
+                trusters=numbered_rows.trusters,
+                trustees=numbered_rows.trustees,
+                casting=numbered_ballots.casting,
+            )
+            object.__setattr__(inp, "_numbering", numbering)
+        return inp
+
+    def numbering(self) -> Numbering:
+        """Return the voters, rows and ballots by voter number (see :class:`Numbering`)."""
+        if self._numbering is None:
+            numbering = _number_input(self.voters, self.delegations, self.ballots)
+            object.__setattr__(self, "_numbering", numbering)
+            return numbering
+        return self._numbering
 
     def rows(self) -> Iterator[Delegation]:
         """Yield the delegation rows, scope by scope (assembly, area, issue)."""

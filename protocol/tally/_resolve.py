@@ -31,12 +31,13 @@ indexed by number: the trustee lists, the statuses (a ``bytearray``), the weight
 segments. At a million voters the cost of resolution is memory latency and the interpreter's
 per-item overhead: a lookup by a 63-character id touches the id's string, the table and the
 stored key (a different string object, decoded from another place in the document), while
-``list[i]`` touches one slot. So the ids are looked up exactly once each (the voters, the
-trusters, the casting voters, and the trustees of effective rows only), and the per-voter
-passes are C-level ``map``/``compress`` over those lists wherever they can be.
+``list[i]`` touches one slot. Validation must look up every truster, trustee and casting voter
+anyway, and it keeps the numbers it finds (:class:`~protocol.tally._input.Numbering`), so
+resolution looks up no id at all: its per-voter passes are C-level ``map``/``compress``/scatter
+passes over lists of numbers.
 
-Trustees who are not voters are dropped when the lists are numbered: dropping keeps the order of
-the others, which is all that BFD's and DFD's comparisons use, and it is exactly MinSum's
+Trustees who are not voters are left out of the numbered lists: that keeps the order of the
+others, which is all that BFD's and DFD's comparisons use, and it is exactly MinSum's
 renumbering of ranks after skipping.
 
 A path is stored as a segment: ``mid[v]`` (the voters between ``v`` and ``nxt[v]``, empty for
@@ -53,7 +54,7 @@ from itertools import chain, compress, repeat
 from operator import ne, not_
 from typing import Any
 
-from ._input import SCOPES, TallyInput
+from ._input import SCOPES, Numbers, TallyInput
 
 __all__ = [
     "ABSENT",
@@ -76,8 +77,6 @@ _INF = 1 << 62
 _NONE = -1
 
 Names = tuple[str, ...]
-#: A delegating voter's remaining trustees, by number, in rank order.
-Numbers = tuple[int, ...]
 
 
 def scatter(target: MutableSequence[Any], positions: Iterable[int], values: Iterable[Any]) -> None:
@@ -177,36 +176,26 @@ class Resolution:
 def resolve(inp: TallyInput) -> Resolution:
     """Resolve the delegations of a validated ``inp`` under its policy's delegation rule."""
     voters = inp.voters
-    ids = sorted(voters)  # linear when the input came from a canonical (sorted) document
+    numbering = inp.numbering()  # kept from validation: no id is looked up again here
+    ids, index, casting = numbering.ids, numbering.index, numbering.casting
     n = len(ids)
-    # A copy of ``voters`` is made without hashing and holds the very key objects of ``ids``, so
-    # overwriting its values with numbers is cheaper than inserting a million new keys.
-    index = dict(voters)
-    index.update(zip(ids, range(n), strict=True))
-    number = index.__getitem__
-    casting = list(map(number, inp.ballots))
 
     # Effective rows: scatter the scopes broadest first, so that a narrower row overwrites; then
-    # drop the casting voters' rows (ignored). Only the rows left are numbered, and a blocking
-    # empty row is falsy, so ``compress(given, given)`` picks the delegating voters' rows.
+    # drop the casting voters' rows (ignored). A delegating voter is one left with a non-empty
+    # row as given (``given``), even if none of its trustees is a voter (it is then lost).
     rows = {s: inp.delegations.get(s, {}) for s in SCOPES}
     scope_of = bytearray(n)
     given: list[Names] = [()] * n
+    trustees: list[Numbers] = [()] * n
     for code, scope in enumerate(SCOPES, 1):
-        trusters = list(map(number, rows[scope]))
+        trusters = numbering.trusters[scope]
         scatter(scope_of, trusters, repeat(code))
         scatter(given, trusters, rows[scope].values())
+        scatter(trustees, trusters, numbering.trustees[scope])
     scatter(given, casting, repeat(()))
+    scatter(trustees, casting, repeat(()))
     delegating = list(compress(range(n), given))
-    try:
-        numbered = list(map(tuple, map(map, repeat(number), compress(given, given))))
-    except KeyError:  # a trustee who is not a voter (rare): number again, dropping them
-        lists = compress(given, given)
-        numbered = [tuple(t for t in map(index.get, names) if t is not None) for names in lists]
     del given
-    trustees: list[Numbers] = [()] * n
-    scatter(trustees, delegating, numbered)
-    del numbered
 
     nxt = [_NONE] * n
     mid: dict[int, Numbers] = {}

@@ -152,6 +152,33 @@ def test_unknown_trustee_is_skipped_not_an_error() -> None:
     assert result.voters["a"].path == ("c",)
 
 
+def test_numbering_kept_from_validation() -> None:
+    doc = edit("delegations.0.trustees", ["nobody", "c", "b"])
+    doc["voters"] = {"c": 2, "a": 1, "b": 1}  # not in sorted order: numbers follow sorted ids
+    numbering = TallyInput.from_dict(doc).numbering()
+    assert numbering.ids == ["a", "b", "c"]
+    assert numbering.index == {"a": 0, "b": 1, "c": 2}
+    assert numbering.trusters == {"assembly": [1], "area": [0], "issue": []}
+    assert numbering.trustees == {"assembly": [()], "area": [(2, 1)], "issue": []}
+    assert numbering.casting == [2]
+
+
+def test_input_built_in_code_numbers_itself() -> None:
+    doc = edit("delegations.0.trustees", ["nobody", "b", "c"])
+    doc["ballots"]["b"] = {"y": 2}
+    validated = TallyInput.from_dict(doc)
+    built = TallyInput(
+        voters=dict(validated.voters),
+        options=validated.options,
+        delegations={"assembly": {"b": ()}, "area": {"a": ("nobody", "b", "c")}, "issue": {}},
+        ballots={"c": {"x": 1, "y": -1}, "b": {"y": 2}},
+        policy=validated.policy,
+    )
+    assert built == validated
+    assert built.numbering() == validated.numbering()
+    assert tally(built) == tally(validated)
+
+
 def test_defaults_and_round_trip() -> None:
     doc = {"version": 1, "voters": {"a": 1}, "options": ["x"]}
     inp = TallyInput.from_dict(doc)
@@ -250,9 +277,15 @@ def test_bulk_and_item_checks_agree(doc: dict[str, Any]) -> None:
     assert _input._bulk_voters(doc["voters"]) in (voters, None)
     if voters is None:
         return
+    ids, index = _input._number_voters(voters)
     rows = item(_input._check_rows, doc["delegations"], voters)
-    bulk_rows = _input._bulk_rows(doc["delegations"], voters)
-    assert bulk_rows is None or bulk_rows == rows
+    bulk_rows = _input._bulk_rows(doc["delegations"], index)
+    assert bulk_rows is None or bulk_rows.rows == rows
     ballots = item(_input._check_ballots, doc["ballots"], voters, ("x", "y"))
-    bulk_ballots = _input._bulk_ballots(doc["ballots"], voters, ("x", "y"))
-    assert bulk_ballots is None or bulk_ballots == ballots
+    bulk_ballots = _input._bulk_ballots(doc["ballots"], index, ("x", "y"))
+    assert bulk_ballots is None or bulk_ballots.ballots == ballots
+    if bulk_rows is not None and bulk_ballots is not None:
+        # The numbers kept from the bulk checks are those an input built in code computes.
+        lazy = _input._number_input(voters, bulk_rows.rows, bulk_ballots.ballots)
+        kept = (ids, index, bulk_rows.trusters, bulk_rows.trustees, bulk_ballots.casting)
+        assert _input.Numbering(*kept) == lazy
