@@ -8,7 +8,7 @@ weight, or why it was lost (the chain of first trustees) or absent (no row, or a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.errors import TallyInputError
@@ -31,39 +31,40 @@ class TallyEngine:
         self.input = inp
         res = resolve(inp)
         self.resolution: Resolution = res
-        options = inp.options
-        ballots = inp.ballots
-        counted = count_ballots(options, ballots.values(), res.casting_weight)
-        sq_rank, outcomes = rank_options(options, counted, inp.policy)
-        names: list[str | None] = [None, *options]
-        a = counted.battles
-        battles = tuple(
-            (names[x], names[y], a[x][y])
-            for x in range(len(names))
-            for y in range(len(names))
-            if x != y
-        )
-        winner = next((o for o, r in zip(options, outcomes, strict=True) if r.winner), None)
-        draft = TallyResult(
-            voters=VoterTable(res),
-            options=dict(zip(options, outcomes, strict=True)),
-            status_quo_schulze_rank=sq_rank,
-            battles=battles,
-            winner=winner,
-            digest="",
-        )
-        self.result: TallyResult = TallyResult(
-            voters=draft.voters,
-            options=draft.options,
-            status_quo_schulze_rank=sq_rank,
-            battles=battles,
-            winner=winner,
-            digest=draft.compute_digest(),
-        )
+        self.result: TallyResult = with_digest(ranked(inp, res))
 
     def explain(self, voter: str) -> Explanation:
         """Return how ``voter``'s weight was counted; see :func:`explain`."""
         return explain(self, voter)
+
+
+def ranked(inp: TallyInput, res: Resolution) -> TallyResult:
+    """Count the casting voters' ballots of ``res`` and rank the options: the result without
+    its digest (``digest`` is empty; :func:`with_digest` fills it in)."""
+    options = inp.options
+    counted = count_ballots(options, inp.ballots.values(), res.casting_weight)
+    sq_rank, outcomes = rank_options(options, counted, inp.policy)
+    names: list[str | None] = [None, *options]
+    a = counted.battles
+    battles = tuple(
+        (names[x], names[y], a[x][y])
+        for x in range(len(names))
+        for y in range(len(names))
+        if x != y
+    )
+    return TallyResult(
+        voters=VoterTable(res),
+        options=dict(zip(options, outcomes, strict=True)),
+        status_quo_schulze_rank=sq_rank,
+        battles=battles,
+        winner=next((o for o, r in zip(options, outcomes, strict=True) if r.winner), None),
+        digest="",
+    )
+
+
+def with_digest(draft: TallyResult) -> TallyResult:
+    """``draft`` with its digest (docs/TALLY.md §5) computed and filled in."""
+    return replace(draft, digest=draft.compute_digest())
 
 
 def tally(inp: TallyInput) -> TallyResult:

@@ -148,28 +148,15 @@ def _phases(inp: Any) -> dict[str, Any]:
 
     Runs after the peak memory was read, so it does not add to it.
     """
-    from protocol.tally import TallyResult, VoterTable
+    from protocol.tally._engine import ranked, with_digest
     from protocol.tally._resolve import resolve
-    from protocol.tally._schulze import count_ballots, rank_options
 
     c0 = time.process_time()
     res = resolve(inp)
     c1 = time.process_time()
-    counted = count_ballots(inp.options, inp.ballots.values(), res.casting_weight)
-    sq_rank, outcomes = rank_options(inp.options, counted, inp.policy)
+    draft = ranked(inp, res)
     c2 = time.process_time()
-    names = [None, *inp.options]
-    a = counted.battles
-    battles = tuple(
-        (names[x], names[y], a[x][y])
-        for x in range(len(names))
-        for y in range(len(names))
-        if x != y
-    )
-    winner = next((o for o, r in zip(inp.options, outcomes, strict=True) if r.winner), None)
-    options = dict(zip(inp.options, outcomes, strict=True))
-    draft = TallyResult(VoterTable(res), options, sq_rank, battles, winner, digest="")
-    digest = draft.compute_digest()
+    digest = with_digest(draft).digest
     c3 = time.process_time()
     return {
         "resolve_cpu_s": c1 - c0,
