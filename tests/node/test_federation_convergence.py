@@ -4,22 +4,11 @@ round counts (diameter + 1), never on time."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from protocol.checkpoint import SplitViewProof
 
 from .test_federation_harness import Sim, SimNode, make_assembly, make_issue
 
 N = 5
-
-
-@pytest.fixture
-async def sim(tmp_path: Path):
-    s = Sim(tmp_path)
-    yield s
-    await s.close()
 
 
 async def _federate(sim: Sim, nodes: list[SimNode]) -> str:

@@ -4,10 +4,6 @@ it has replicated the handover), and refuses A's retired key after it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from crypto import PublicKey
 from node._datadir import load_key
 from node._federation import peer_add
@@ -18,13 +14,6 @@ from protocol.events import Event
 
 from .test_federation_harness import Sim
 from .test_witness import _post
-
-
-@pytest.fixture
-async def sim(tmp_path: Path):
-    s = Sim(tmp_path)
-    yield s
-    await s.close()
 
 
 async def test_b_keeps_replicating_and_witnessing_a_across_its_handover(sim: Sim) -> None:

@@ -235,13 +235,6 @@ async def make_issue(owner: SimNode, assembly: str, opens: int, closes: int) -> 
     return str(area), str(issue["event_id"])
 
 
-@pytest.fixture
-async def sim(tmp_path: Path):
-    s = Sim(tmp_path)
-    yield s
-    await s.close()
-
-
 async def test_memory_network_cut_and_heal(sim: Sim) -> None:
     a, b = await sim.line(["a", "b"])
     sim.net.cut(a.url, b.url)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +18,6 @@ from node.transport import Handler, PeerRequest
 from protocol.events import Event
 
 from .test_federation_harness import Sim, SimNode
-
-
-@pytest.fixture
-async def sim(tmp_path: Path):
-    s = Sim(tmp_path)
-    yield s
-    await s.close()
 
 
 async def _triangle(sim: Sim) -> tuple[SimNode, SimNode, SimNode]:

@@ -3,7 +3,6 @@ federation: a line A–B–C where A and C are the member cities and B their wit
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from .test_federation_harness import Sim, SimNode, make_assembly, make_issue
 
 CLOSE_IN = 100
 GRACE = 60
-
-
-@pytest.fixture
-async def sim(tmp_path: Path):
-    s = Sim(tmp_path)
-    yield s
-    await s.close()
 
 
 async def _setup(

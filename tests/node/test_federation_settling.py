@@ -7,7 +7,6 @@ incomplete, and checks that honest nodes never attest different records.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +19,6 @@ from protocol.record import Record
 
 from .test_federation_harness import Sim, SimNode
 from .test_federation_records import CLOSE_IN, GRACE, _setup, never_seals
-
-
-@pytest.fixture
-async def sim(tmp_path: Path):
-    s = Sim(tmp_path)
-    yield s
-    await s.close()
 
 
 async def _record(sn: SimNode, issue: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ its durable state across a restart."""
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import pytest
 
@@ -91,13 +90,6 @@ def test_decide_follows_the_spec_in_order() -> None:
     assert decide(same_size, keys, last).status == 409
     too_old = parse_add_checkpoint(format_add_checkpoint(11, [], _note(t, 10)))
     assert decide(too_old, keys, Checkpoint(ORIGIN, 11, other.root(11))).status == 400
-
-
-@pytest.fixture
-async def sim(tmp_path: Path):
-    s = Sim(tmp_path)
-    yield s
-    await s.close()
 
 
 async def _post(sim: Sim, src: str, dst: str, body: bytes) -> Response:
