@@ -18,11 +18,17 @@ _GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 def _polymod(values: list[int]) -> int:
     chk = 1
     for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            if (top >> i) & 1:
-                chk ^= _GEN[i]
+        chk = _step(chk, v)
+    return chk
+
+
+def _step(chk: int, v: int) -> int:
+    """One step of the BIP-173 checksum: feed the 5-bit value ``v`` into ``chk``."""
+    top = chk >> 25
+    chk = (chk & 0x1FFFFFF) << 5 ^ v
+    for i in range(5):
+        if (top >> i) & 1:
+            chk ^= _GEN[i]
     return chk
 
 
@@ -95,15 +101,6 @@ def decode(hrp: str, text: str) -> bytes:
 # the canonical (lower-case) strings that :func:`decode` accepts for a 32-byte payload, which
 # ``tests/crypto/test_keys.py`` checks with hypothesis; anything else returns None and callers
 # fall back to :func:`decode` for a precise error.
-
-
-def _step(chk: int, v: int) -> int:
-    top = chk >> 25
-    chk = (chk & 0x1FFFFFF) << 5 ^ v
-    for i in range(5):
-        if (top >> i) & 1:
-            chk ^= _GEN[i]
-    return chk
 
 
 _T2 = tuple(_step(_step(h << 20, 0), 0) for h in range(1024))
