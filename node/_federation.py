@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -393,6 +394,8 @@ def _key_of(text: str) -> PublicKey:
 
 
 _URL = re.compile(r"^https?://[^\s/?#]+/?$")
+# At most this many committed own events wait for the replay (about 1 KB each).
+_FRESH_MAX = 200_000
 
 
 def pin_from_row(row: dict[str, Any]) -> PeerPin | None:
@@ -440,6 +443,10 @@ class Federation:
         self.peer_state: dict[str, dict[str, Any]] = {}
         # The node's own pool: one set of workers per process, started and closed by the node.
         self._verify_pool: VerifyPool | None = node.writer.pool
+        # Own events the writer committed, by leaf index, until the replay takes them.
+        self._fresh: dict[int, Event] = {}
+        self._fresh_lock = threading.Lock()
+        node.writer.committed.append(self._committed)
         self._rng = random.Random()
         self.rounds: dict[str, int] = {}
 
@@ -586,6 +593,30 @@ class Federation:
 
         return leaf
 
+    def _committed(self, accepted: Sequence[tuple[int, Event]]) -> None:
+        """(Writer thread) Keep the events just committed to the own log for the replay."""
+        with self._fresh_lock:
+            if len(self._fresh) >= _FRESH_MAX:
+                # The replay is far behind (or not running): it decodes from the store instead.
+                return
+            self._fresh.update(accepted)
+
+    def _take_fresh(self, start: int, leaves: Sequence[bytes]) -> list[Event | None]:
+        """The writer's decoded events for own leaves ``start…`` (None where it has none).
+
+        The writer verified and committed them; the stored bytes are compared all the same.
+        """
+        with self._fresh_lock:
+            pop = self._fresh.pop
+            got = [pop(start + i, None) for i in range(len(leaves))]
+            if self._fresh and min(self._fresh) < start:
+                # Left over from before a restart of the replay: never asked for again.
+                self._fresh = {i: e for i, e in self._fresh.items() if i >= start}
+        return [
+            e if e is not None and e.leaf == leaf else None
+            for e, leaf in zip(got, leaves, strict=True)
+        ]
+
     def _catch_up(self, origin: str, key: PublicKey) -> None:
         rs = self._rs()
         info = rs.log(origin)
@@ -597,7 +628,10 @@ class Federation:
             rep = _Replayed(State(origin, key_text, leaves=self._leaf_reader(origin)))
             self._logs[origin] = rep
         st = rep.state
-        pool = self._verify_pool
+        # Leaves of the own log were verified by the writer before it appended them (as the
+        # writer's own replay at start-up assumes): only other cities' leaves are verified here.
+        own = origin == self.origin
+        pool = None if own else self._verify_pool
         while st.size < info.size:
             start = st.size
             leaves = rs.leaves(origin, start, min(info.size, start + 20_000))
@@ -626,14 +660,17 @@ class Federation:
                         else:  # a bad signature is re-checked, and reported, by replay
                             self._apply(rep, base + j, ev, leaf, verified=next(verdicts))
                 continue
-            for i, leaf in enumerate(leaves):
+            fresh = self._take_fresh(start, leaves) if own else [None] * len(leaves)
+            for i, (leaf, taken) in enumerate(zip(leaves, fresh, strict=True)):
                 idx = start + i
-                try:
-                    ev = Event.decode(leaf)
-                except ProtocolError:
-                    rep.findings += st.apply(idx, leaf)
-                    continue
-                self._apply(rep, idx, ev, leaf, verified=False)
+                ev = taken
+                if ev is None:
+                    try:
+                        ev = Event.decode(leaf)
+                    except ProtocolError:
+                        rep.findings += st.apply(idx, leaf)
+                        continue
+                self._apply(rep, idx, ev, leaf, verified=own)
 
     def key_after(self, origin: str, start: int, extra: Sequence[bytes], size: int) -> str | None:
         """(Replay thread) The key in effect at ``size`` if ``origin``'s mirror of ``start``

@@ -259,6 +259,10 @@ class Writer:
         self.city = key.public_key.to_text()
         self.receipts = _compat.ReceiptSigner(key, self.origin)
         self.hooks: list[AppendHook] = []
+        #: Called on the writer thread with the events of each committed append, in order: a
+        #: reader of the own log (the federation's replay) takes them instead of decoding the
+        #: stored leaves again.
+        self.committed: list[Callable[[Sequence[tuple[int, Event]]], None]] = []
         self._since_snapshot = 0
         self._seal_failed: set[str] = set()
         self.open()
@@ -595,6 +599,8 @@ class Writer:
                 raise
             raise StoreError(f"the append failed: {exc}") from exc
         self.size += len(accepted)
+        for listener in self.committed:
+            listener(accepted)
         self._since_snapshot += len(accepted)
         if self._since_snapshot >= _SNAPSHOT_EVERY:
             self.save_snapshot()
@@ -691,36 +697,46 @@ def _b64(data: bytes) -> str:
 class _BatchTree:
     """The RFC 9162 tree of a batch's leaf hashes: its root and every leaf's inclusion path.
 
-    All paths are built in one pass (each subtree hash is computed and base64-encoded once and
-    shared by the paths that need it), which costs far less than one proof per leaf.
+    The tree is hashed level by level: pairing neighbours and carrying a level's odd last node
+    up unchanged builds exactly RFC 9162's tree (whose left subtree is always the largest
+    perfect one), and a leaf's path is then its neighbour at each level where it has one. Each
+    node is hashed and base64-encoded once, shared by the paths that need it.
     """
 
-    __slots__ = ("leaves", "paths", "root")
+    __slots__ = ("leaves", "levels", "root")
 
     def __init__(self, hashes: Sequence[bytes]) -> None:
         if not hashes:
             raise ValueError("a batch has at least one leaf")
-        self.leaves = [_b64(h) for h in hashes]
-        self.paths: list[list[str]] = [[] for _ in hashes]
-        paths = self.paths
         sha = hashlib.sha256
+        level = list(hashes)
+        self.leaves = [_b64(h) for h in level]
+        #: The base64 text of every node, level by level from the leaves up (the root's level
+        #: excluded: it is no one's sibling).
+        self.levels: list[list[str]] = []
+        texts = self.leaves
+        while len(level) > 1:
+            self.levels.append(texts)
+            pairs = len(level) // 2 * 2
+            up = [
+                sha(b"\x01" + a + b).digest()
+                for a, b in zip(level[:pairs:2], level[1:pairs:2], strict=True)
+            ]
+            if pairs < len(level):
+                up.append(level[-1])
+            level = up
+            texts = [_b64(h) for h in level]
+        self.root = level[0]
 
-        def subtree(lo: int, hi: int) -> bytes:
-            if hi - lo == 1:
-                return hashes[lo]
-            k = 1 << ((hi - lo - 1).bit_length() - 1)  # the largest power of two below hi - lo
-            left = subtree(lo, lo + k)
-            right = subtree(lo + k, hi)
-            # Deeper siblings were appended first: each path lists its siblings bottom-up.
-            text = _b64(right)
-            for i in range(lo, lo + k):
-                paths[i].append(text)
-            text = _b64(left)
-            for i in range(lo + k, hi):
-                paths[i].append(text)
-            return sha(b"\x01" + left + right).digest()
-
-        self.root = subtree(0, len(hashes))
+    def path(self, k: int) -> list[str]:
+        """Leaf ``k``'s inclusion path, bottom-up (RFC 9162 §2.1.3)."""
+        out = []
+        for texts in self.levels:
+            j = k ^ 1
+            if j < len(texts):
+                out.append(texts[j])
+            k >>= 1
+        return out
 
     def receipt(
         self, row: BatchRow, event_id: str, k: int, batch: dict[str, Any] | None = None
@@ -736,7 +752,7 @@ class _BatchTree:
             "time": row.time,
             "leaf_hash": self.leaves[k],
             "batch": batch,
-            "path": self.paths[k],
+            "path": self.path(k),
         }
 
     def receipts(self, row: BatchRow, event_ids: Sequence[str]) -> list[dict[str, Any]]:
