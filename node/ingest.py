@@ -41,7 +41,6 @@ import json
 import logging
 import multiprocessing
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -370,11 +369,7 @@ class Writer:
             in_group[ev.id] = index
             results[pos] = index
             accepted.append((index, ev))
-        hashes: list[bytes] = []
-        if accepted:
-            self._commit(accepted, now, hashes)
-        # Receipts are signed only now that the group is durable.
-        batched = self._sign_batch(base, accepted, hashes, now) if batch and accepted else None
+        batched = self._commit(accepted, now, batch=batch) if accepted else None
         out: list[Accepted | LiquideError] = []
         seen: set[int] = set()
         for r in results:
@@ -388,24 +383,12 @@ class Writer:
                 out.append(r)
         return out if defer_receipts else self.sign_receipts(out)
 
-    def _sign_batch(
-        self, first: int, accepted: list[tuple[int, Event]], hashes: list[bytes], now: int
-    ) -> list[dict[str, Any]] | None:
-        """Sign and store the batch receipt of the group's new (durable) leaves; return each
-        event's receipt. None if the batch row cannot be stored: the events then get receipts
-        of the single form, as if sent one by one."""
+    def _batch_row(self, first: int, hashes: list[bytes], now: int) -> tuple[_BatchTree, BatchRow]:
+        """The tree and signed batch statement of the group's new leaves ``first…``."""
         tree = _BatchTree(hashes)
-        root = tree.root
-        unsigned = BatchReceipt.unsigned(self.origin, first, len(hashes), root, now)
+        unsigned = BatchReceipt.unsigned(self.origin, first, len(hashes), tree.root, now)
         sig = self.key.sign(BATCH_RECEIPT_CONTEXT, encode(unsigned))
-        row = BatchRow(self.origin, first, len(hashes), root, now, sig)
-        try:
-            with self.store.atomic():
-                self.store.add_batch(row)
-        except sqlite3.Error:
-            log.exception("cannot store the batch receipt of the leaves from %d", first)
-            return None
-        return tree.receipts(row, [ev.id for _, ev in accepted])
+        return tree, BatchRow(self.origin, first, len(hashes), tree.root, now, sig)
 
     def receipt_at(
         self,
@@ -581,10 +564,20 @@ class Writer:
     # Appending ----------------------------------------------------------------------------------
 
     def _commit(
-        self, accepted: list[tuple[int, Event]], now: int, hashes: list[bytes] | None = None
-    ) -> None:
+        self, accepted: list[tuple[int, Event]], now: int, *, batch: bool = False
+    ) -> list[dict[str, Any]] | None:
+        """Append ``accepted`` in one durable transaction; with ``batch``, return each event's
+        receipt of the batch form (docs/PROTOCOL.md §6.4.1), else None.
+
+        The batch statement is signed inside the transaction and stored with the leaves it
+        covers, so the two are durable together; the receipts leave this method (and reach
+        anyone) only once the commit has returned. A signature lost with an unfinished
+        transaction was never shown to anyone and promises nothing.
+        """
         rows = [LeafRow(ev.id, ev.leaf, ev.author, ev.seq, ev.type, now) for _, ev in accepted]
         heads = {ev.author: (ev.seq, ev.id) for _, ev in accepted}
+        hashes: list[bytes] = []
+        signed: tuple[_BatchTree, BatchRow] | None = None
         try:
             with self.store.atomic():
                 self.store.append_leaves(self.origin, rows, hashes=hashes)
@@ -592,6 +585,9 @@ class Writer:
                 _index(self.store, self.state, accepted)
                 for hook in self.hooks:
                     hook(self.store, accepted)
+                if batch:
+                    signed = self._batch_row(accepted[0][0], hashes, now)
+                    self.store.add_batch(signed[1])
         except BaseException as exc:
             log.exception("append of %d events failed; reloading the state", len(accepted))
             self.reload()
@@ -604,6 +600,10 @@ class Writer:
         self._since_snapshot += len(accepted)
         if self._since_snapshot >= _SNAPSHOT_EVERY:
             self.save_snapshot()
+        if signed is None:
+            return None
+        tree, row = signed
+        return tree.receipts(row, [ev.id for _, ev in accepted])
 
     def append_own(self, type_: str, body: dict[str, Any]) -> Accepted:
         """Build, sign and append one city event; return it accepted or raise its refusal."""

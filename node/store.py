@@ -709,7 +709,7 @@ class Store:
     # Batch receipts -----------------------------------------------------------------------------
 
     def add_batch(self, row: BatchRow) -> None:
-        """Store a signed batch receipt (its leaves must be committed already)."""
+        """Store a signed batch receipt (in the transaction that appends its leaves)."""
         self.conn.execute(
             "INSERT INTO batches (origin, first, count, root, time, sig) VALUES (?, ?, ?, ?, ?, ?)",
             (row.origin, row.first, row.count, row.root, row.time, row.sig),

@@ -91,6 +91,28 @@ def test_batch_receipts_survive_a_restart_and_cover_only_new_leaves(civic) -> No
         node.close()
 
 
+def test_a_batch_statement_that_cannot_be_stored_takes_its_leaves_back(civic, monkeypatch) -> None:
+    """The batch statement is stored in the transaction of its leaves: if storing it fails,
+    nothing of the group is stored and no receipt is given."""
+    c = civic()
+    w = c.node.writer
+    size, root = w.size, c.node.store.log(c.node.origin).compact_range().root()
+    evs = [c.citizens[i].delegate("area", c.area, []) for i in range(3)]
+
+    def refuse(row: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(c.node.store, "add_batch", refuse)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        w.process([Submission(leaf=e.encode()) for e in evs], batch=True)
+    assert w.size == size
+    assert c.node.store.log(c.node.origin).compact_range().root() == root
+    assert all(c.node.store.locate(c.node.origin, e.id) is None for e in evs)
+    monkeypatch.undo()
+    out = w.process([Submission(leaf=e.encode()) for e in evs], batch=True)
+    assert [o.index for o in out if isinstance(o, Accepted)] == [size, size + 1, size + 2]
+
+
 def test_a_group_is_decided_in_order(civic, author) -> None:
     c = civic()
     a = c.citizens[0]
