@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import sys
 from pathlib import Path
@@ -95,6 +96,7 @@ def serve_cmd(data_dir: Path, host: str | None, port: int | None) -> None:
     config = load_config(data_dir)
     configure_logging(config.log_format, config.log_level)
     node = Node.open(data_dir, config=config)
+    _tune_gc()
     bind_host = host or config.host
     bind_port = config.port if port is None else port
 
@@ -110,6 +112,21 @@ def serve_cmd(data_dir: Path, host: str | None, port: int | None) -> None:
             with contextlib.suppress(Exception):  # already failing: keep the first error
                 node.close()
         raise
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running node.
+
+    The node allocates many short-lived objects per event (decoded events, rows, receipts),
+    which are freed by reference counting, and keeps a large replay state alive. With the
+    default thresholds the collector runs every 700 allocations and its older generations
+    rescan that whole state again and again: several microseconds per ingested event. The
+    state loaded at start-up is moved out of the collector's sight (``gc.freeze``), and the
+    young generation is collected every 50,000 allocations instead.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _status_offline(data_dir: Path) -> dict[str, Any]:
