@@ -45,6 +45,7 @@ from protocol.verify import (
 
 from .client import NodeClient
 from .errors import ApiError, NodeError, PeerError
+from .ingest import check_signed
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -104,27 +105,12 @@ def load_trust(path: Path) -> Trust:
 # --- the signature pool --------------------------------------------------------------------------
 
 
-def _check_pairs(keys: Sequence[bytes], signed: Sequence[bytes]) -> list[int]:
-    """Verify each ``signed[i]`` (signature ‖ message) under ``keys[i]``; return the failures."""
-    import nacl.bindings
-    import nacl.exceptions
-
-    open_ = nacl.bindings.crypto_sign_open
-    bad: list[int] = []
-    for i, (k, s) in enumerate(zip(keys, signed, strict=True)):
-        try:
-            open_(s, k)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
-            bad.append(i)
-    return bad
-
-
 class InlineBatcher:
     """A :class:`protocol.verify.SignatureBatcher` that checks each batch at once, in-process
     (the single-core path: one tight loop over libsodium, no per-event indirection)."""
 
     def submit(self, keys: Sequence[bytes], signed: Sequence[bytes]) -> Callable[[], list[int]]:
-        bad = _check_pairs(keys, signed)
+        bad = check_signed(keys, signed)
         return lambda: bad
 
 
@@ -151,7 +137,7 @@ class PoolBatcher:
             (
                 lo,
                 self._pool.apply_async(
-                    _check_pairs, (list(keys[lo : lo + step]), list(signed[lo : lo + step]))
+                    check_signed, (list(keys[lo : lo + step]), list(signed[lo : lo + step]))
                 ),
             )
             for lo in range(0, n, step)

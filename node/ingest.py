@@ -45,14 +45,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from crypto import BadSignatureError, LiquideError, SecretKey
+import nacl.bindings
+import nacl.exceptions
+
+from crypto import LiquideError, SecretKey, domain_message
 from protocol.chain import check_next
 from protocol.checkpoint import BATCH_RECEIPT_CONTEXT, BatchReceipt
 from protocol.encoding import encode
 from protocol.errors import ChainError, ProofError
-from protocol.events import CITIZEN_TYPES, Event
+from protocol.events import CITIZEN_TYPES, EVENT_TYPES, Event
 from protocol.merkle import verify_consistency
 from protocol.state import State
 
@@ -115,17 +118,33 @@ class Submission:
 # Signature verification on a process pool ---------------------------------------------------
 
 
-def _verify_chunk(items: list[tuple[bytes, str, bytes, bytes]]) -> list[bool]:
-    """Worker: verify ``(author_raw, type, unsigned, sig)`` tuples; True where valid."""
-    from crypto import verify
-
-    out = []
-    for pk, ctx, msg, sig in items:
+def check_signed(keys: Sequence[bytes], signed: Sequence[bytes]) -> list[int]:
+    """Verify each ``signed[i]`` (signature ‖ domain message) under the raw key ``keys[i]``;
+    return the positions that fail. The inner loop of every verify pool: libsodium directly,
+    on two lists of bytes (which pickle in C at little more than a copy)."""
+    open_ = nacl.bindings.crypto_sign_open
+    bad: list[int] = []
+    for i, (k, m) in enumerate(zip(keys, signed, strict=True)):
         try:
-            verify(pk, ctx, msg, sig)
-            out.append(True)
-        except BadSignatureError:
-            out.append(False)
+            open_(m, k)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+            bad.append(i)
+    return bad
+
+
+def signed_message(ev: Event) -> bytes:
+    """What libsodium checks for ``ev``: its signature followed by the domain message."""
+    return ev.sig + _DOMAIN[ev.type] + ev.unsigned_bytes()
+
+
+_DOMAIN: Final = {t: domain_message(t, b"") for t in EVENT_TYPES}
+
+
+def _verify_chunk(keys: list[bytes], signed: list[bytes]) -> list[bool]:
+    """Worker: True for each signed message that verifies under its key."""
+    out = [True] * len(keys)
+    for i in check_signed(keys, signed):
+        out[i] = False
     return out
 
 
@@ -179,7 +198,7 @@ class VerifyPool:
     def warm(self) -> None:
         """Start the workers now (they import the verifier), so the first batch does not wait."""
         pool = self._executor()
-        for f in [pool.submit(_verify_chunk, []) for _ in range(self.workers)]:
+        for f in [pool.submit(_verify_chunk, [], []) for _ in range(self.workers)]:
             f.result()
 
     def _step(self, n: int) -> int:
@@ -190,8 +209,9 @@ class VerifyPool:
 
         Only the signed bytes travel (no pickled objects) and only a boolean comes back.
         """
-        items = [(e.author_raw, e.type, e.unsigned_bytes(), e.sig) for e in events]
-        return self._executor().submit(_verify_chunk, items)
+        keys = [e.author_raw for e in events]
+        signed = [signed_message(e) for e in events]
+        return self._executor().submit(_verify_chunk, keys, signed)
 
     def verify(self, events: Sequence[Event]) -> list[bool]:
         """Return, for each event, whether its signature verifies (order kept)."""
