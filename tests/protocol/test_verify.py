@@ -4,6 +4,7 @@ its own numbered step, naming the item."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -148,6 +149,35 @@ def test_batcher_gives_the_same_verdict(fed: Federation) -> None:
     assert bad.first_failure == 3
     (f,) = errors(bad, 3)
     assert (f.code, f.origin, f.index) == ("bad_signature", A, 6)
+
+
+def test_the_cyclic_collector_is_paused_while_verifying_and_restored(fed: Federation) -> None:
+    seen: list[bool] = []
+
+    class Watch:
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+
+        def submit(self, keys: Sequence[bytes], signed: Sequence[bytes]) -> Callable[[], list[int]]:
+            seen.append(gc.isenabled())
+            if self.fail:
+                raise RuntimeError("the batcher broke")
+            return list
+
+    assert gc.isenabled()
+    assert run(fed, batcher=Watch(fail=False)).passed
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="the batcher broke"):
+        run(fed, batcher=Watch(fail=True))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert run(fed, batcher=Watch(fail=False)).passed
+        assert not gc.isenabled()  # a caller's choice is left as it was
+    finally:
+        gc.enable()
+    assert seen
+    assert not any(seen)
 
 
 def _resign_other(leaf: bytes) -> bytes:
@@ -414,7 +444,7 @@ def test_invalid_or_unknown_proofs_are_warnings(fed: Federation) -> None:
     y = sign_checkpoint(Checkpoint(A, n, b"\x02" * 32), impostor)
     bogus = SplitViewProof.of_roots(x, y)
     eqv_a = fed.citizens["a0"].sign("ballot", {"issue": fed.issue.id, "grades": {"yes": 1}}, 1)
-    proofs = (
+    proofs: tuple[dict[str, Any], ...] = (
         {"id": "1", "kind": "split-view", "origin": A, "proof": bogus.to_dict(), "time": 1},
         {"id": "2", "kind": "split-view", "origin": A, "proof": {"type": "nope"}, "time": 1},
         {"id": "3", "kind": "mystery", "origin": None, "proof": {}, "time": 1},
