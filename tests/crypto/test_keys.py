@@ -511,6 +511,23 @@ def test_public_key_raw_agrees_with_the_reference_codec(raw: bytes, pos: int, ch
     assert public_key_raw(mutated.upper()) is None  # only canonical lower-case text is fast
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 31), min_size=52, max_size=52))
+def test_public_key_raw_agrees_on_any_data_part_with_a_valid_checksum(data: list[int]) -> None:
+    from crypto._bech32 import Fast32
+
+    # Any 52 values (the padding bits included) under their own valid checksum.
+    poly = _bech32._polymod([*_bech32._hrp_expand(PUBLIC_HRP), *data, 0, 0, 0, 0, 0, 0])
+    poly ^= _bech32._BECH32M_CONST
+    checksum = [(poly >> 5 * (5 - i)) & 31 for i in range(6)]
+    text = PUBLIC_HRP + "1" + "".join(_bech32.CHARSET[d] for d in data + checksum)
+    try:
+        expected: bytes | None = _bech32.decode(PUBLIC_HRP, text)
+    except KeyFormatError:
+        expected = None
+    assert Fast32(PUBLIC_HRP).decode(text) == expected
+
+
 def test_public_key_raw_refuses_nonzero_padding_with_valid_checksum() -> None:
     from crypto import public_key_raw
 
