@@ -394,8 +394,9 @@ def _key_of(text: str) -> PublicKey:
 
 
 _URL = re.compile(r"^https?://[^\s/?#]+/?$")
-# At most this many committed own events wait for the replay (about 1 KB each).
-_FRESH_MAX = 200_000
+# At most this many committed own events wait for the replay (about 1 KB each; the replay
+# takes them every tick, so this bound is met only when it is stalled).
+_FRESH_MAX = 50_000
 
 
 def pin_from_row(row: dict[str, Any]) -> PeerPin | None:

@@ -53,3 +53,20 @@ async def test_a_committed_event_unlike_the_stored_leaf_is_not_taken(sim: Sim) -
     fed._fresh[index] = ev
     (taken,) = fed._take_fresh(index, [stored])
     assert taken is ev
+
+
+async def test_a_stalled_replay_holds_a_bounded_number_of_events(sim: Sim, monkeypatch) -> None:
+    import node._federation as federation
+
+    (a,) = await sim.line(["a"])
+    monkeypatch.setattr(federation, "_FRESH_MAX", 2)
+    for name in ("ann", "bob", "cy"):
+        await a.enrol_citizen(name)
+    fed = a.fed
+    assert len(fed._fresh) == 2  # the third waits in the store only
+    await fed.query(fed.replay_all)
+    assert fed._fresh == {}
+    assert fed._logs[a.origin].state.size == a.node.writer.size
+    assert all(
+        a.citizens[n].public_key.to_text() in fed._logs[a.origin].state.enrolled for n in a.citizens
+    )
