@@ -768,6 +768,26 @@ def test_fast_path_takes_the_hot_types() -> None:
 
 
 @pytest.mark.parametrize(
+    "grades",
+    [
+        {"a": MAX_GRADE},
+        {"a": -MAX_GRADE},
+        {"a": 0},
+        {"a": MAX_GRADE - 1, "b": 1_999_999_999, "c": -1_000_000_000},
+        {"a": -9, "b": 10, "c": -999_999_999},
+    ],
+)
+def test_fast_path_takes_every_grade_within_the_bound(grades: dict[str, int]) -> None:
+    from protocol.events import _decode_fast
+
+    leaf = Author(key("alice")).sign("ballot", {"issue": H1, "grades": grades}).encode()
+    fast = _decode_fast(leaf, leaf.decode())
+    assert fast is not None
+    assert fast.body == BallotBody(H1, grades)
+    _check_fast_equals_general(leaf)
+
+
+@pytest.mark.parametrize(
     ("type_", "path", "value"),
     [
         ("withdraw", "ts", 2**53),
