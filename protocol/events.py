@@ -484,6 +484,8 @@ class IssueBody:
     opens: int
     closes: int
     policy: Policy
+    _option_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The option ids in definition order, kept: replay checks every ballot against them."""
 
     TYPE: ClassVar[str] = "issue"
     KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -524,9 +526,12 @@ class IssueBody:
             "policy": self.policy.to_dict(),
         }
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_option_ids", tuple(o.id for o in self.options))
+
     def option_ids(self) -> tuple[str, ...]:
         """The option ids in definition order."""
-        return tuple(o.id for o in self.options)
+        return self._option_ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ __all__ = [
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "root_at",
     "root_from_inclusion",
@@ -62,6 +63,11 @@ _MAX_SIZE = 2**64 - 1
 def leaf_hash(data: bytes) -> bytes:
     """Return the RFC 9162 leaf hash ``SHA-256(0x00 ‖ data)``."""
     return _sha256(b"\x00" + data).digest()
+
+
+def leaf_hashes(data: Iterable[bytes]) -> list[bytes]:
+    """The leaf hash of each of ``data``, as :func:`leaf_hash` (one call for a batch)."""
+    return [_sha256(b"\x00" + d).digest() for d in data]
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

@@ -31,6 +31,7 @@ from protocol.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    leaf_hashes,
     node_hash,
     root_at,
     root_from_inclusion,
@@ -206,6 +207,12 @@ def test_prefixes() -> None:
     t = MemoryTree()
     assert (t.append_data(b"a"), t.append_data(b"b")) == (0, 1)
     assert t.root() == node_hash(a, b)
+    assert leaf_hashes([b"x", b"", b"a"]) == [
+        hashlib.sha256(b"\x00x").digest(),
+        hashlib.sha256(b"\x00").digest(),
+        a,
+    ]
+    assert leaf_hashes(iter(())) == []
 
 
 @pytest.mark.parametrize("size", range(1, 9))
