@@ -1089,7 +1089,8 @@ else:  # pragma: no cover (Pythons without the C accelerator)
 # A key's pattern only fixes its length and that it holds no quote: the checksum check that
 # follows (public_key_raw) accepts nothing but the canonical lower-case text, whose characters
 # the bech32 alphabet already restricts, and it tests each character faster than the pattern
-# engine's character classes.
+# engine's character classes. The signature's characters are likewise left to strict base64
+# decoding. Both checks come before any use of the match's offsets.
 
 
 def _at_most(limit: int) -> str:
@@ -1126,19 +1127,20 @@ def _fast_pattern(type_: str, body: str) -> re.Pattern[str]:
     return re.compile(
         f'\\{{"author":"(?P<author>{_F_KEY})","body":\\{{{body}\\}},'
         f'"prev":(?:null|"(?P<prev>{_F_HEX})"),"seq":(?P<seq>[1-9][0-9]{{0,15}}),'
-        f'"sig":"(?P<sig>[A-Za-z0-9+/]{{85}}[AQgw]==)","ts":(?P<ts>0|[1-9][0-9]{{0,15}}),'
+        f'"sig":"(?P<sig>[^"]{{85}}[AQgw]==)","ts":(?P<ts>0|[1-9][0-9]{{0,15}}),'
         f'"type":"{re.escape(type_)}","v":1\\}}'
     )
 
 
 _TYPE_MARK: Final = '"type":"'
+_TYPE_MARK_LEN: Final = len(_TYPE_MARK)
 
 
 def _decode_fast(leaf: bytes, text: str) -> Event | None:
     """The event of a plain hot-type leaf, or None when the general path must decide."""
     # A canonical leaf ends with `"type":"<type>","v":1}`; for any other text this slice is no
     # fast type (or the pattern below does not match).
-    fast = _FAST.get(text[text.rfind(_TYPE_MARK) + len(_TYPE_MARK) : -8])
+    fast = _FAST.get(text[text.rfind(_TYPE_MARK) + _TYPE_MARK_LEN : -8])
     if fast is None:
         return None
     pattern, body_of = fast
@@ -1151,11 +1153,17 @@ def _decode_fast(leaf: bytes, text: str) -> Event | None:
     ts = int(ts)
     if author_raw is None or seq > MAX_INT or ts > MAX_INT or (seq == 1) is (prev is not None):
         return None
+    # The pattern fixed the signature's length, its padding and the canonical last character;
+    # strict decoding refuses any other character than base64's (a non-ASCII one included).
+    try:
+        raw_sig = a2b_base64(sig, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
     body = body_of(m, author)
     if body is None:
         return None
-    # The match is all ASCII, so string offsets are byte offsets. The unsigned bytes are the leaf
-    # without `"sig":"<88>",` (§3.1).
+    # The keys and the signature are now proven ASCII, as is the rest of the match: string
+    # offsets are byte offsets. The unsigned bytes are the leaf without `"sig":"<88>",` (§3.1).
     start, end = m.span("sig")
     unsigned = leaf[: start - 7] + leaf[end + 2 :]
     ev = _new_event(Event)
@@ -1165,7 +1173,7 @@ def _decode_fast(leaf: bytes, text: str) -> Event | None:
     _set_prev(ev, prev)
     _set_ts(ev, ts)
     _set_body(ev, body)
-    _set_sig(ev, a2b_base64(sig))
+    _set_sig(ev, raw_sig)
     _set_id(ev, sha256(unsigned).hexdigest())
     _set_leaf(ev, leaf)
     _set_author_raw(ev, author_raw)

@@ -856,3 +856,15 @@ def test_fast_path_defers_each_rule_to_the_general_path(leaf: str, old: str, new
     with pytest.raises((EncodingError, ValidationError)):
         Event.decode(bad)
     _check_fast_equals_general(bad)
+
+
+@pytest.mark.parametrize("char", ["-", "=", ".", "é", " ", "_"])
+def test_fast_path_defers_a_signature_outside_base64(char: str) -> None:
+    from protocol.events import _decode_fast
+
+    sig = json.loads(_BALLOT)["sig"]
+    bad = _BALLOT.replace(sig, sig[:10] + char + sig[11:], 1).encode()
+    assert _decode_fast(bad, bad.decode()) is None
+    with pytest.raises((EncodingError, ValidationError)):
+        Event.decode(bad)
+    _check_fast_equals_general(bad)
