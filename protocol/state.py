@@ -334,14 +334,14 @@ class State:
         except ProtocolError as exc:
             self.size += 1
             return [Finding(self.origin, index, None, exc.code, exc.message)]
-        return self._apply(index, ev, verified=False)
+        return self.apply_event(index, ev)
 
     def apply_event(self, index: int, event: Event, *, verified: bool = False) -> list[Finding]:
         """Like :meth:`apply` for an already decoded event (the node's hot path).
 
         With ``verified=True`` the caller vouches that it checked the signature itself.
         """
-        # The body of _expect and _apply inline: this runs once per leaf of every replay.
+        # One frame: this runs once per leaf of every replay.
         if index != self.size:
             self._expect(index)
         try:
@@ -371,15 +371,6 @@ class State:
     def _expect(self, index: int) -> None:
         if index != self.size:
             raise ValueError(f"leaf index {index} given, the next leaf of this log is {self.size}")
-
-    def _apply(self, index: int, ev: Event, *, verified: bool) -> list[Finding]:
-        try:
-            self._judge(index, ev, verified=verified, commit=True)
-        except _Reject as r:
-            return [Finding(self.origin, index, ev.id, r.reason, r.message, r.proof)]
-        finally:
-            self.size = index + 1
-        return []
 
     def _judge(self, index: int, ev: Event, *, verified: bool, commit: bool) -> None:
         if not verified:
