@@ -45,17 +45,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import nacl.bindings
 import nacl.exceptions
 
-from crypto import LiquideError, SecretKey, domain_message
+from crypto import LiquideError, SecretKey
 from protocol.chain import check_next
 from protocol.checkpoint import BATCH_RECEIPT_CONTEXT, BatchReceipt
 from protocol.encoding import encode
 from protocol.errors import ChainError, ProofError
-from protocol.events import CITIZEN_TYPES, EVENT_TYPES, Event
+from protocol.events import CITIZEN_TYPES, Event
 from protocol.merkle import verify_consistency
 from protocol.state import State
 
@@ -132,14 +132,6 @@ def check_signed(keys: Sequence[bytes], signed: Sequence[bytes]) -> list[int]:
     return bad
 
 
-def signed_message(ev: Event) -> bytes:
-    """What libsodium checks for ``ev``: its signature followed by the domain message."""
-    return ev.sig + _DOMAIN[ev.type] + ev.unsigned_bytes()
-
-
-_DOMAIN: Final = {t: domain_message(t, b"") for t in EVENT_TYPES}
-
-
 def _verify_chunk(keys: list[bytes], signed: list[bytes]) -> list[bool]:
     """Worker: True for each signed message that verifies under its key."""
     out = [True] * len(keys)
@@ -210,7 +202,7 @@ class VerifyPool:
         Only the signed bytes travel (no pickled objects) and only a boolean comes back.
         """
         keys = [e.author_raw for e in events]
-        signed = [signed_message(e) for e in events]
+        signed = [e.signed_message() for e in events]
         return self._executor().submit(_verify_chunk, keys, signed)
 
     def verify(self, events: Sequence[Event]) -> list[bool]:

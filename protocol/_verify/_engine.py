@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Final, Protocol, cast
 
-from crypto import PublicKey, domain_message
+from crypto import PublicKey
 from protocol.chain import EquivocationProof
 from protocol.checkpoint import (
     Checkpoint,
@@ -39,7 +39,7 @@ from protocol.checkpoint import (
     cosigner_key_id,
 )
 from protocol.errors import CheckpointError, ProofError, ProtocolError, ValidationError
-from protocol.events import EVENT_TYPES, AssemblyJoinBody, Event, IssueBody, SealBody
+from protocol.events import AssemblyJoinBody, Event, IssueBody, SealBody
 from protocol.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -82,7 +82,6 @@ STEP3_REASONS: Final = frozenset(
 _CHUNK: Final = 4096
 _DEPTH: Final = 3
 #: The bytes each type's signed message starts with (``domain_message(type, b"")``).
-_PREFIXES: Final = {t: domain_message(t, b"") for t in EVENT_TYPES}
 _type_of: Final = attrgetter("type")
 
 
@@ -561,7 +560,7 @@ def _replay(
         good = cast("list[Event]", events) if complete else [e for e in events if e is not None]
         wait = batcher.submit(
             [ev.author_raw for ev in good],
-            [ev.sig + _PREFIXES[ev.type] + ev.unsigned_bytes() for ev in good],
+            [ev.signed_message() for ev in good],
         )
         if complete:
             return lo, leaves, events, lambda: set(wait())

@@ -868,3 +868,18 @@ def test_fast_path_defers_a_signature_outside_base64(char: str) -> None:
     with pytest.raises((EncodingError, ValidationError)):
         Event.decode(bad)
     _check_fast_equals_general(bad)
+
+
+def test_signed_message_is_what_libsodium_checks() -> None:
+    import nacl.bindings
+    import nacl.exceptions
+
+    sk = SecretKey(bytes(range(32)))
+    ev = Event.create(sk, "withdraw", {"issue": "ab" * 32}, 1, None, 1_700_000_000)
+    sm = ev.signed_message()
+    assert sm == ev.sig + domain_message("withdraw", ev.unsigned_bytes())
+    assert nacl.bindings.crypto_sign_open(sm, ev.author_raw) == domain_message(
+        "withdraw", ev.unsigned_bytes()
+    )
+    with pytest.raises(nacl.exceptions.BadSignatureError):
+        nacl.bindings.crypto_sign_open(sm[:-1] + bytes([sm[-1] ^ 1]), ev.author_raw)
