@@ -3,10 +3,21 @@
 A real ``liquide node serve`` subprocess runs on loopback; the load comes from this process
 through a lean keep-alive HTTP/1.1 client on raw asyncio streams, so that the client's own cost
 (it shares the two cores with the node) stays small. Events are signed before the clock starts.
-Every figure is a ratio to the raw single-core Ed25519 verify rate measured in the same run:
-right before and right after each timed run (the node idle, the client not sending), and the
-ratio is against their mean, so that a machine whose speed drifts (steal time, frequency, other
-work) moves both sides together; the ratio against the opening raw figure is shown too.
+
+How the ratio is measured (as in the verify section). The load is sent in rounds; between two
+rounds, with no request in flight, the node's processes are frozen (SIGSTOP) while this process
+times raw single-core PyNaCl verification of a fixed set of signed messages, then resumed
+(SIGCONT). So each round has a raw rate measured right before it and right after it, while
+nothing else of the benchmark runs, and the ratio of a run is
+
+    sum over rounds (events in the round / mean raw rate around it)  /  time of the rounds,
+
+the time raw verification would have needed for the same events over the time the node took.
+On a machine whose speed drifts (steal time, frequency, other tenants) both sides drift
+together. The rounds' median ratio and quartiles show the spread. A bare aiohttp handler doing
+one verify per request, driven by the same client in the same way, gives the reference figure
+of a single POST on this machine. The ratio against the opening raw figure is shown too, and the
+CPU time per event of the batch run (node and client) in raw verifies' CPU time.
 """
 
 from __future__ import annotations
@@ -16,13 +27,16 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import Context, Row, raw_verify_rate
+import nacl.bindings
+
+from benchmarks import Context, Row, signed_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -195,65 +209,120 @@ class _Conn:
         self.writer.close()
 
 
-async def _singles(host: str, port: int, chains: list[list[bytes]]) -> tuple[float, list[float]]:
-    conns = [_Conn(host, port) for _ in chains]
+class _Rounds:
+    """The benchmark's clock: rounds of load with raw verification between them, the node's
+    processes frozen meanwhile (see the module docstring)."""
+
+    RAW = 3000  # signed messages timed between two rounds
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.pk, self.signed = signed_messages(self.RAW)
+        self.rates: list[float] = []  # before the first round and after each
+        self.events: list[int] = []
+        self.seconds: list[float] = []
+        self.raw_cpu = 0.0  # this process's CPU time in the raw slices
+        self.raw()
+
+    def raw(self) -> None:
+        for pid in self.pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            open_, pk = nacl.bindings.crypto_sign_open, self.pk
+            cpu, t0 = time.process_time(), time.perf_counter()
+            for m in self.signed:
+                open_(m, pk)
+            self.rates.append(len(self.signed) / (time.perf_counter() - t0))
+            self.raw_cpu += time.process_time() - cpu
+        finally:
+            for pid in self.pids:
+                os.kill(pid, signal.SIGCONT)
+
+    def round(self, events: int, seconds: float) -> None:
+        self.events.append(events)
+        self.seconds.append(seconds)
+        self.raw()
+
+    def rate(self) -> float:
+        return sum(self.events) / sum(self.seconds)
+
+    def ratios(self) -> tuple[float, list[float]]:
+        """The run's ratio, and each round's."""
+        equivalent = [
+            n * (1 / self.rates[i] + 1 / self.rates[i + 1]) / 2 for i, n in enumerate(self.events)
+        ]
+        per = [e / t for e, t in zip(equivalent, self.seconds, strict=True)]
+        return sum(equivalent) / sum(self.seconds), per
+
+    def rows(self, name: str, short: str, ctx: Context, target: float | None) -> list[Row]:
+        ratio, per = self.ratios()
+        q1, median, q3 = statistics.quantiles(per, n=4, method="inclusive")
+        rate = self.rate()
+        raw = statistics.fmean(self.rates)
+        return [
+            Row(f"{name}: events/s", rate, "ev/s", ratio, target),
+            Row(f"  {short}: raw verifies/s beside it ({min(self.rates):,.0f} to "
+                f"{max(self.rates):,.0f})", raw, "/s"),
+            Row(f"  {short}: median round ratio (quartiles {q1:.2f} to {q3:.2f})",
+                float(len(per)), "rounds", median),
+            Row(f"  {short}: against the opening raw figure", rate, "ev/s",
+                rate / ctx.raw.verify_per_s),
+        ]  # fmt: skip
+
+
+async def _open(host: str, port: int, n: int) -> list[_Conn]:
+    conns = [_Conn(host, port) for _ in range(n)]
     for c in conns:
         await c.open()
+    return conns
+
+
+async def _singles(
+    host: str, port: int, chains: list[list[bytes]], rounds: int, clock: _Rounds
+) -> list[float]:
+    """Each client sends its chain one event at a time, ``1/rounds`` of it per round."""
+    conns = await _open(host, port, len(chains))
     latencies: list[float] = []
 
-    async def client(conn: _Conn, chain: list[bytes]) -> None:
-        for data in chain:
+    async def client(conn: _Conn, part: list[bytes]) -> None:
+        for data in part:
             t0 = time.perf_counter()
             status, body = await conn.post("/v1/events", data)
             latencies.append(time.perf_counter() - t0)
-            if status != 201:
+            if status not in (200, 201):
                 raise RuntimeError(f"refused: {status} {body[:200]!r}")
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(c, ch) for c, ch in zip(conns, chains, strict=True)))
-    elapsed = time.perf_counter() - t0
+    per = len(chains[0]) // rounds
+    for r in range(rounds):
+        parts = [ch[r * per : (r + 1) * per] for ch in chains]
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c, p) for c, p in zip(conns, parts, strict=True)))
+        clock.round(sum(map(len, parts)), time.perf_counter() - t0)
     for c in conns:
         c.close()
-    return elapsed, latencies
+    return latencies
 
 
-async def _batches(host: str, port: int, batches: list[list[bytes]], clients: int) -> float:
-    conns = [_Conn(host, port) for _ in range(clients)]
-    for c in conns:
-        await c.open()
-    queue = list(reversed(batches))
+async def _batches(
+    host: str, port: int, rounds: list[list[list[bytes]]], clients: int, clock: _Rounds
+) -> None:
+    """``clients`` connections share each round's batches, a batch at a time each."""
+    conns = await _open(host, port, clients)
 
-    async def client(conn: _Conn) -> None:
+    async def client(conn: _Conn, queue: list[list[bytes]]) -> None:
         while queue:
             lines = queue.pop()
             status, body = await conn.post("/v1/events:batch", b"\n".join(lines))
             if status != 200 or json.loads(body)["rejected"]:
                 raise RuntimeError(f"batch refused: {status} {body[:300]!r}")
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(c) for c in conns))
-    elapsed = time.perf_counter() - t0
+    for batches in rounds:
+        queue = list(reversed(batches))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c, queue) for c in conns))
+        clock.round(sum(map(len, batches)), time.perf_counter() - t0)
     for c in conns:
         c.close()
-    return elapsed
-
-
-def _raw_beside() -> float:
-    """Raw single-core verifies per second, measured now (the best of two short runs)."""
-    return max(raw_verify_rate(8000) for _ in range(2))
-
-
-def _ratio_rows(
-    name: str, short: str, rate: float, before: float, after: float, ctx: Context, target: float
-) -> list[Row]:
-    beside = (before + after) / 2
-    return [
-        Row(f"{name}: events/s", rate, "ev/s", rate / beside, target),
-        Row(f"  {short}: raw verifies/s before {before:,.0f}, after {after:,.0f}", beside, "/s"),
-        Row(
-            f"  {short}: against the opening raw figure", rate, "ev/s", rate / ctx.raw.verify_per_s
-        ),
-    ]
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -261,56 +330,74 @@ def _pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p * len(s)))]
 
 
+def _bare(clients: int, chains: list[list[bytes]], rounds: int) -> _Rounds:
+    """The reference: a bare aiohttp handler doing one verify per request, same client."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_handler.py"))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().strip()
+        host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        clock = _Rounds(_idle_tree(proc.pid) if sys.platform == "linux" else [])
+        asyncio.run(_singles(host, int(port), chains, rounds, clock))
+    finally:
+        _stop(proc)
+    return clock
+
+
 def bench_singles(ctx: Context, tmp: Path) -> list[Row]:
     clients = 50
     per_client = 40 if ctx.quick else 200
+    rounds = 4 if ctx.quick else 10
     keys = [SecretKey(os.urandom(32)) for _ in range(clients)]
     area = _init(tmp / "single", keys, verify_workers=0)
     chains = _chains(keys, per_client, area)
     proc, host, port = _serve(tmp / "single")
     try:
-        if sys.platform == "linux":
-            _idle_tree(proc.pid)
-        before = _raw_beside()
-        elapsed, lat = asyncio.run(_singles(host, port, chains))
-        after = _raw_beside()
+        clock = _Rounds(_idle_tree(proc.pid) if sys.platform == "linux" else [])
+        lat = asyncio.run(_singles(host, port, chains, rounds, clock))
     finally:
         _stop(proc)
-    n = clients * per_client
-    rate = n / elapsed
+    bare = _bare(clients, chains, rounds)
+    ratio, _ = clock.ratios()
+    bare_ratio, _ = bare.ratios()
     return [
-        *_ratio_rows("POST /v1/events, 50 clients", "single", rate, before, after, ctx, 0.2),
+        *clock.rows("POST /v1/events, 50 clients", "single", ctx, 0.2),
         Row("POST /v1/events, 50 clients: p50 latency", _pct(lat, 0.5) * 1000, "ms"),
         Row("POST /v1/events, 50 clients: p99 latency", _pct(lat, 0.99) * 1000, "ms"),
-    ]
+        Row("  reference: bare aiohttp handler, one verify per request", bare.rate(), "ev/s",
+            bare_ratio),
+        Row("  single: the node's rate over the bare handler's", ratio / bare_ratio * 100, "%"),
+    ]  # fmt: skip
 
 
 def bench_batches(ctx: Context, tmp: Path) -> list[Row]:
     citizens = 5000 if ctx.quick else 10_000
-    per_key = 2 if ctx.quick else 5
-    size = 1000
+    per_key = 4 if ctx.quick else 5
+    size, per_round = 1000, 4
     keys = [SecretKey(os.urandom(32)) for _ in range(citizens)]
     area = _init(tmp / "batch", keys, verify_workers=2, pool_threshold=256)
     chains = _chains(keys, per_key, area)
     # Round r of every chain goes in batch r (chains stay in order across batches).
     flat = [ch[r] for r in range(per_key) for ch in chains]
     batches = [flat[i : i + size] for i in range(0, len(flat), size)]
+    rounds = [batches[i : i + per_round] for i in range(0, len(batches), per_round)]
     proc, host, port = _serve(tmp / "batch")
     try:
         pids = _idle_tree(proc.pid) if sys.platform == "linux" else []
-        before = _raw_beside()
+        clock = _Rounds(pids)
         node0 = sum(_cpu_s(p) for p in pids)
-        client0 = time.process_time()
-        elapsed = asyncio.run(_batches(host, port, batches, clients=2))
-        client_cpu = time.process_time() - client0
+        client0, raw0 = time.process_time(), clock.raw_cpu
+        asyncio.run(_batches(host, port, rounds, 2, clock))
+        # the client's CPU time, without this process's raw slices
+        client_cpu = time.process_time() - client0 - (clock.raw_cpu - raw0)
         node_cpu = sum(_cpu_s(p) for p in pids) - node0
-        after = _raw_beside()
     finally:
         _stop(proc)
-    rate = len(flat) / elapsed
-    rows = _ratio_rows(
-        f"POST /v1/events:batch ({size}/batch)", "batch", rate, before, after, ctx, 0.7
-    )
+    rows = clock.rows(f"POST /v1/events:batch ({size}/batch)", "batch", ctx, 0.7)
     if pids:
         # CPU per event in raw verifies, both in CPU time (the raw verify's CPU measured here,
         # around the run): what the two cores must do per event, whatever else runs on the
