@@ -55,7 +55,7 @@ from protocol.errors import CheckpointError, ProtocolError, TallyInputError
 from protocol.events import AreaBody, AssemblyBody, Event, IssueBody
 from protocol.record import Record, RecordPart
 from protocol.state import Finding, State, replay, tally_input
-from protocol.tally import TallyInput, tally
+from protocol.tally import tally
 
 from ._node import Node
 from .client import Transport
@@ -908,7 +908,7 @@ class Federation:
             return waiting
         try:
             built = tally_input(iid, states)
-            result = tally(TallyInput.from_dict(built.input))
+            result = tally(built.prepared)
         except TallyInputError as exc:
             log.warning("cannot tally issue %s: %s", iid, exc.message)
             return [{"origin": "", "reason": f"a tally input that loads: {exc.message}"}]

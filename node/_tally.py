@@ -75,7 +75,7 @@ def _record(store: Store, node_origin: str, node_key: str, issue_id: str) -> dic
         ],
     )
     built = tally_input(issue_id, parts)
-    inp = TallyInput.from_dict(built.input)
+    inp = built.prepared
     result = TallyEngine(inp).result.to_dict()
     return {
         "issue": issue_id,

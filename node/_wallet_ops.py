@@ -76,7 +76,7 @@ from protocol.events import (
 )
 from protocol.merkle import leaf_hash, root_from_leaves, verify_inclusion
 from protocol.state import Finding, State, tally_input
-from protocol.tally import Explanation, TallyEngine, TallyInput, explain
+from protocol.tally import Explanation, TallyEngine, explain
 
 from ._wallet_state import ChainHead
 from .errors import ApiError, PeerError
@@ -1055,7 +1055,7 @@ async def _member_parts(
 
 def _engine_for(issue_id: str, parts: Mapping[str, State]) -> TallyEngine:
     built = tally_input(issue_id, parts)
-    return TallyEngine(TallyInput.from_dict(built.input))
+    return TallyEngine(built.prepared)
 
 
 def _unenrolled(states: Iterable[State], key: str) -> bool:

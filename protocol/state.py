@@ -57,6 +57,8 @@ from .events import (
     WithdrawBody,
     parse_key,
 )
+from .tally import Policy as TallyPolicy
+from .tally import TallyInput
 
 __all__ = [
     "REASONS",
@@ -936,10 +938,34 @@ def replay(
 
 @dataclass(frozen=True, slots=True)
 class TallyInputBuild:
-    """A ``TallyInput`` document and the findings met while building it."""
+    """An issue's ``TallyInput`` and the findings met while building it.
 
-    input: dict[str, Any]
+    ``prepared`` is the engine's input, built from states whose events the replay rules already
+    validated (equal to ``TallyInput.from_dict(input)``, which the tests check): nothing is
+    encoded or checked again. ``input`` is the JSON document of docs/TALLY.md, made on demand.
+    """
+
+    prepared: TallyInput
     findings: tuple[Finding, ...]
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """The ``TallyInput`` document: delegation rows sorted by truster, then scope."""
+        p = self.prepared
+        rows = [
+            {"truster": truster, "scope": scope, "trustees": list(trustees)}
+            for scope in _SCOPES
+            for truster, trustees in p.delegations[scope].items()
+        ]
+        rows.sort(key=_truster_then_scope)
+        return {
+            "version": p.version,
+            "voters": dict(p.voters),
+            "options": list(p.options),
+            "delegations": rows,
+            "ballots": {k: dict(g) for k, g in p.ballots.items()},
+            "policy": p.policy.to_dict(),
+        }
 
 
 def tally_input(issue_id: str, parts: Mapping[str, State]) -> TallyInputBuild:
@@ -1000,7 +1026,7 @@ def tally_input(issue_id: str, parts: Mapping[str, State]) -> TallyInputBuild:
                 )
     voters = {k: 1 for k, origins in owners.items() if len(origins) == 1}
     targets = (("assembly", issue.assembly), ("area", issue.area), ("issue", issue_id))
-    rows: list[dict[str, Any]] = []
+    rows: dict[str, dict[str, tuple[str, ...]]] = {scope: {} for scope in _SCOPES}
     ballots: dict[str, dict[str, int]] = {}
     for origin in sorted(parts):
         s = parts[origin]
@@ -1010,20 +1036,24 @@ def tally_input(issue_id: str, parts: Mapping[str, State]) -> TallyInputBuild:
             for scope, target in targets:
                 row = mine.get(target)
                 if row is not None and row[0] == scope:
-                    rows.append({"truster": k, "scope": scope, "trustees": list(row[1])})
+                    rows[scope][k] = row[1]
         for k, grades in s.ballots.get(issue_id, {}).items():
             if k in voters:
                 ballots[k] = dict(grades)
-    rows.sort(key=lambda r: (r["truster"], _SCOPE_ORDER[r["scope"]]))
-    doc = {
-        "version": 1,
-        "voters": voters,
-        "options": list(issue.option_ids()),
-        "delegations": rows,
-        "ballots": ballots,
-        "policy": issue.policy.to_dict(),
-    }
-    return TallyInputBuild(doc, tuple(findings))
+    prepared = TallyInput(
+        voters=voters,
+        options=tuple(issue.option_ids()),
+        # in truster order, as TallyInput.from_dict reads the sorted rows of the document
+        delegations={scope: dict(sorted(rows[scope].items())) for scope in _SCOPES},
+        ballots=ballots,
+        policy=TallyPolicy.from_dict(issue.policy.to_dict()),
+    )
+    return TallyInputBuild(prepared, tuple(findings))
 
 
 _SCOPE_ORDER: Final = {"assembly": 0, "area": 1, "issue": 2}
+_SCOPES: Final = tuple(_SCOPE_ORDER)
+
+
+def _truster_then_scope(row: Mapping[str, Any]) -> tuple[str, int]:
+    return row["truster"], _SCOPE_ORDER[row["scope"]]

@@ -52,7 +52,7 @@ from protocol.merkle import (
 from protocol.record import RecordPart, record_id
 from protocol.state import Finding as ReplayFinding
 from protocol.state import State, tally_input
-from protocol.tally import TallyInput, tally
+from protocol.tally import tally
 
 from ._material import LogMaterial, NodeMaterial, SavedLog, SavedState, SealedPart
 from ._report import Finding, IssueResult, OptionBar, Report
@@ -1128,18 +1128,25 @@ def _window_changes(
             )
             continue
         changes = st.enrolment_changes(issue_id)
-        if changes:
-            ctx.report.step(5).count("enrolment changes inside voting windows", len(changes))
-        for change in changes:
-            ctx.add(
+        if not changes:
+            continue
+        step = ctx.report.step(5)
+        step.count("enrolment changes inside voting windows", len(changes))
+        # One finding per change: a city may enrol thousands while a vote is open.
+        step.findings.extend(
+            Finding(
                 5,
                 "info",
-                f"window_{change.kind}",
-                f"{change.kind} of {change.key} (ref {change.ref}) inside the voting window",
-                origin=log.origin,
-                index=change.index,
-                issue=issue_id,
+                f"window_{c.kind}",
+                f"{c.kind} of {c.key} (ref {c.ref}) inside the voting window",
+                log.origin,
+                c.index,
+                None,
+                None,
+                issue_id,
             )
+            for c in changes
+        )
 
 
 def _fallback(ctx: _Ctx, log: _Log, issue_id: str, body: IssueBody) -> _Part | None:
@@ -1196,8 +1203,7 @@ def _tally(
             for o, (size, root, _, note) in parts.items()
         )
         build = tally_input(issue_id, {o: st for o, (_, _, st, _) in parts.items()})
-        inp = TallyInput.from_dict(build.input)
-        result = tally(inp)
+        result = tally(build.prepared)
     except ProtocolError as exc:
         ctx.add(
             6, "error", exc.code, f"the record cannot be tallied: {exc.message}", issue=issue_id
@@ -1240,7 +1246,7 @@ def _tally(
             for o, (size, root, _, _) in sorted(parts.items())
         ),
         options=bars,
-        voters=len(build.input["voters"]),
+        voters=len(build.prepared.voters),
     )
 
 

@@ -300,7 +300,10 @@ def _number_voters(voters: Mapping[str, int]) -> tuple[list[str], dict[str, int]
 
 
 def _voters_only(index: Mapping[str, int], names: Iterable[str]) -> Numbers:
-    return tuple(t for t in map(index.get, names) if t is not None)
+    try:
+        return tuple(map(index.__getitem__, names))  # the usual case: every trustee votes
+    except KeyError:
+        return tuple(t for t in map(index.get, names) if t is not None)
 
 
 def _number_input(
