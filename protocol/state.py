@@ -29,6 +29,8 @@ document of docs/TALLY.md.
 from __future__ import annotations
 
 import bisect
+import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
@@ -1006,45 +1008,52 @@ def tally_input(issue_id: str, parts: Mapping[str, State]) -> TallyInputBuild:
             raise TallyInputError(
                 f"state for {origin} holds {s.size} leaves; its seal is leaf {seal}"
             )
-    owners: dict[str, list[str]] = {}
-    for origin in sorted(parts):
-        for k in parts[origin].enrolled:
-            owners.setdefault(k, []).append(origin)
+    origins = sorted(parts)
+    states = [parts[o] for o in origins]
     findings: list[Finding] = []
-    for k, origins in owners.items():
-        if len(origins) > 1:
-            for origin in origins:
-                e = parts[origin].enrolled[k]
+    if len(states) == 1:
+        voter_ids = sorted(states[0].enrolled)
+    else:
+        counts = Counter(itertools.chain.from_iterable(s.enrolled for s in states))
+        for k in [k for k, n in counts.items() if n > 1]:
+            by = [(o, s) for o, s in zip(origins, states, strict=True) if k in s.enrolled]
+            for origin, s in by:
+                e = s.enrolled[k]
                 findings.append(
                     Finding(
                         origin,
                         e.index,
                         e.event_id,
                         "enrolled_twice",
-                        f"{k} is enrolled by {', '.join(origins)}: excluded from the electorate",
+                        f"{k} is enrolled by {', '.join(o for o, _ in by)}: excluded from the "
+                        "electorate",
                     )
                 )
-    voters = {k: 1 for k, origins in owners.items() if len(origins) == 1}
+        voter_ids = sorted(k for k, n in counts.items() if n == 1)
+    # Everything below goes through the voters in sorted order, once: the rows come out in
+    # truster order, as TallyInput.from_dict reads them from the document's sorted rows.
+    voters = dict.fromkeys(voter_ids, 1)
     targets = (("assembly", issue.assembly), ("area", issue.area), ("issue", issue_id))
     rows: dict[str, dict[str, tuple[str, ...]]] = {scope: {} for scope in _SCOPES}
     ballots: dict[str, dict[str, int]] = {}
-    for origin in sorted(parts):
-        s = parts[origin]
-        for k, mine in s.delegations.items():
-            if k not in voters:
-                continue
-            for scope, target in targets:
-                row = mine.get(target)
-                if row is not None and row[0] == scope:
-                    rows[scope][k] = row[1]
-        for k, grades in s.ballots.get(issue_id, {}).items():
-            if k in voters:
-                ballots[k] = dict(grades)
+    for s in states:  # a later origin's row or ballot replaces an earlier one's
+        mine_of, cast = s.delegations.get, s.ballots.get(issue_id, {})
+        for k in voter_ids:
+            mine = mine_of(k)
+            if mine is not None:
+                for scope, target in targets:
+                    row = mine.get(target)
+                    if row is not None and row[0] == scope:
+                        rows[scope][k] = row[1]
+        if cast:
+            for k in voter_ids:
+                grades = cast.get(k)
+                if grades is not None:
+                    ballots[k] = dict(grades)
     prepared = TallyInput(
         voters=voters,
         options=tuple(issue.option_ids()),
-        # in truster order, as TallyInput.from_dict reads the sorted rows of the document
-        delegations={scope: dict(sorted(rows[scope].items())) for scope in _SCOPES},
+        delegations=rows,
         ballots=ballots,
         policy=TallyPolicy.from_dict(issue.policy.to_dict()),
     )

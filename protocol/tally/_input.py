@@ -299,6 +299,15 @@ def _number_voters(voters: Mapping[str, int]) -> tuple[list[str], dict[str, int]
     return ids, index
 
 
+def _numbered(index: Mapping[str, int], lists: Iterable[Iterable[str]]) -> list[Numbers]:
+    """Each list of trustees by number, without the trustees who are not voters."""
+    lists = list(lists)
+    try:  # the usual case: every trustee votes
+        return list(map(tuple, map(map, repeat(index.__getitem__), lists)))
+    except KeyError:
+        return [_voters_only(index, names) for names in lists]
+
+
 def _voters_only(index: Mapping[str, int], names: Iterable[str]) -> Numbers:
     try:
         return tuple(map(index.__getitem__, names))  # the usual case: every trustee votes
@@ -318,7 +327,7 @@ def _number_input(
         ids=ids,
         index=index,
         trusters={s: list(map(index.__getitem__, rows[s])) for s in SCOPES},
-        trustees={s: [_voters_only(index, names) for names in rows[s].values()] for s in SCOPES},
+        trustees={s: _numbered(index, rows[s].values()) for s in SCOPES},
         casting=list(map(index.__getitem__, ballots)),
     )
 
