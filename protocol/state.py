@@ -59,8 +59,8 @@ from .events import (
     WithdrawBody,
     parse_key,
 )
+from .tally import MAX_VOTERS, TallyInput
 from .tally import Policy as TallyPolicy
-from .tally import TallyInput
 
 __all__ = [
     "REASONS",
@@ -1032,6 +1032,8 @@ def tally_input(issue_id: str, parts: Mapping[str, State]) -> TallyInputBuild:
         voter_ids = sorted(k for k, n in counts.items() if n == 1)
     # Everything below goes through the voters in sorted order, once: the rows come out in
     # truster order, as TallyInput.from_dict reads them from the document's sorted rows.
+    if len(voter_ids) > MAX_VOTERS:  # the one bound of TallyInput that replay cannot reach
+        raise TallyInputError(f"voters: {len(voter_ids)} voters (at most {MAX_VOTERS})")
     voters = dict.fromkeys(voter_ids, 1)
     targets = (("assembly", issue.assembly), ("area", issue.area), ("issue", issue_id))
     rows: dict[str, dict[str, tuple[str, ...]]] = {scope: {} for scope in _SCOPES}

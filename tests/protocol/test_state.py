@@ -620,6 +620,26 @@ def test_tally_input_shape_and_cross_city_delegation() -> None:
     assert build.prepared == TallyInput.from_dict(doc)
 
 
+def test_tally_input_refuses_an_electorate_beyond_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import protocol.state
+    import protocol.tally._input
+
+    w = World()
+    parts = two_city_record(w, [], [])
+    build = tally_input(w.issue.id, parts)
+    n = len(build.prepared.voters)
+    assert n > 1
+    for module in (protocol.state, protocol.tally._input):
+        monkeypatch.setattr(module, "MAX_VOTERS", n - 1)
+    with pytest.raises(TallyInputError, match=rf"voters: {n} voters \(at most {n - 1}\)"):
+        tally_input(w.issue.id, parts)
+    # the same refusal as the document's loader gives
+    with pytest.raises(TallyInputError, match=rf"voters: {n} voters \(at most {n - 1}\)"):
+        TallyInput.from_dict(build.input)
+
+
 def test_tally_input_excludes_keys_enrolled_twice() -> None:
     w = World()
     b_extra = [w.b.sign("enrol", {"key": w.alice.pk, "ref": "also-b"}).leaf]
