@@ -6,6 +6,7 @@ import hashlib
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,21 @@ class Row:
 def signed_messages(n: int) -> tuple[bytes, list[bytes]]:
     pk, sk = nacl.bindings.crypto_sign_seed_keypair(b"\x01" * 32)
     return pk, [nacl.bindings.crypto_sign(os.urandom(150), sk) for _ in range(n)]
+
+
+def interleaved_ratios(
+    events: Sequence[int], seconds: Sequence[float], rates: Sequence[float]
+) -> tuple[float, list[float]]:
+    """Ratios of work timed in slices against raw rates timed between them.
+
+    ``rates`` holds one raw rate before the first slice and one after each. A slice of ``n``
+    events counts for the time raw verification needed for them at the mean of the rates around
+    it; the run's ratio is the sum of those times over the slices' time. Also returns each
+    slice's own ratio (slices without events are left out).
+    """
+    equivalent = [n * (1 / rates[i] + 1 / rates[i + 1]) / 2 for i, n in enumerate(events)]
+    per = [e / t for e, t, n in zip(equivalent, seconds, events, strict=True) if n]
+    return sum(equivalent) / sum(seconds), per
 
 
 def raw_verify_rate(n: int = 20000) -> float:

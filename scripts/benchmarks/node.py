@@ -36,7 +36,7 @@ from pathlib import Path
 
 import nacl.bindings
 
-from benchmarks import Context, Row, signed_messages
+from benchmarks import Context, Row, interleaved_ratios, signed_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -136,10 +136,7 @@ def _idle_tree(pid: int, timeout: float = 20.0) -> list[int]:
 def _verify_cpu_s(n: int = 4000) -> float:
     """CPU seconds of one raw PyNaCl verify (as in ``benchmarks.raw_verify_rate``), in this
     process's CPU time, so that waiting for a core under other load does not count."""
-    import nacl.bindings
-
-    pk, sk = nacl.bindings.crypto_sign_seed_keypair(b"\x01" * 32)
-    signed = [nacl.bindings.crypto_sign(os.urandom(150), sk) for _ in range(n)]
+    pk, signed = signed_messages(n)
     best = float("inf")
     for _ in range(3):
         t0 = time.process_time()
@@ -248,11 +245,7 @@ class _Rounds:
 
     def ratios(self) -> tuple[float, list[float]]:
         """The run's ratio, and each round's."""
-        equivalent = [
-            n * (1 / self.rates[i] + 1 / self.rates[i + 1]) / 2 for i, n in enumerate(self.events)
-        ]
-        per = [e / t for e, t in zip(equivalent, self.seconds, strict=True)]
-        return sum(equivalent) / sum(self.seconds), per
+        return interleaved_ratios(self.events, self.seconds, self.rates)
 
     def rows(self, name: str, short: str, ctx: Context, target: float | None) -> list[Row]:
         ratio, per = self.ratios()

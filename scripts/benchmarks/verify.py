@@ -65,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import nacl.bindings
 
-from benchmarks import Context, Row
+from benchmarks import Context, Row, interleaved_ratios
 from crypto import PublicKey, SecretKey, domain_message
 from node._cli_observer import Progress, read_record, run_verify, write_record
 from protocol.checkpoint import Checkpoint, cosign, sign_checkpoint
@@ -257,12 +257,7 @@ class _Interleaved(Progress):
 
     def ratios(self) -> tuple[float, list[float]]:
         """The run's ratio, and the ratio of each slice that processed leaves."""
-        equivalent = [
-            n * (1 / self.rates[i] + 1 / self.rates[i + 1]) / 2 for i, n in enumerate(self.events)
-        ]
-        overall = sum(equivalent) / sum(self.seconds)
-        per = [e / s for e, s, n in zip(equivalent, self.seconds, self.events, strict=True) if n]
-        return overall, per
+        return interleaved_ratios(self.events, self.seconds, self.rates)
 
 
 def _children_cpu() -> float:
