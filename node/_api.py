@@ -38,9 +38,11 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = "{origin:[!-~]+?}"
 
 
-def _node(request: web.Request) -> Node:
-    from .server import NODE_KEY
+NODE_KEY = web.AppKey("node", Node)
+"""The application's :class:`Node` (defined here, where the handlers use it on every request)."""
 
+
+def _node(request: web.Request) -> Node:
     return request.app[NODE_KEY]
 
 
@@ -86,6 +88,12 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLargeError(f"the body of {length} bytes exceeds the bound of {limit} bytes")
+    content = request.content
+    if length is not None and content.is_eof():
+        # The whole body is already buffered (the usual case for a small POST): nothing to
+        # wait for, so no deadline to arm. The parser delivers exactly Content-Length bytes,
+        # which is within the bound.
+        return content.read_nowait()
     timeout = _node(request).config.read_timeout_s
     try:
         # A deadline for the whole body: a client trickling bytes cannot hold a handler.

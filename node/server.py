@@ -44,6 +44,7 @@ from crypto import LiquideError
 from protocol.errors import EncodingError
 
 from . import _api
+from ._api import NODE_KEY
 from ._node import Node
 from .config import NodeConfig
 from .errors import RateLimitedError, http_status
@@ -63,7 +64,9 @@ __all__ = [
 
 log = logging.getLogger("liquide.node.server")
 
-NODE_KEY = web.AppKey("node", Node)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods counted by name; any other token a client sends is counted as ``other``."""
 
 
 @dataclass
@@ -116,6 +119,21 @@ class Metrics:
             "Reads (GET and other methods but POST) refused by the read rate limit",
             registry=r,
         )
+        # Labelled children by label values: ``labels()`` validates and locks on every call.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its latency."""
+        key = (method if method in _METHODS else "other", route, str(status))
+        counted = self._counted.get(key)
+        if counted is None:
+            counted = self._counted[key] = self.requests.labels(*key)
+        counted.inc()
+        timed = self._timed.get(route)
+        if timed is None:
+            timed = self._timed[route] = self.latency.labels(route)
+        timed.observe(seconds)
 
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -139,21 +157,31 @@ class RateLimiter:
     ) -> None:
         self.rate = rate
         self.burst = float(burst)
-        self.exempt_networks = exempt
+        self.exempt_networks = tuple(exempt)
         self.exempt_hosts: set[str] = set()
         self.max_clients = max_clients
         # Insertion order is recency order: every take moves the address to the end.
         self._buckets: dict[str, tuple[float, float]] = {}
+        # Whether an address lies in an exempt network, remembered: parsing it is most of the
+        # limiter's cost per request. Bounded like the buckets (emptied when full).
+        self._in_networks: dict[str, bool] = {}
 
     def is_exempt(self, addr: str) -> bool:
         """True for peers' addresses and the configured exempt networks."""
         if addr in self.exempt_hosts:
             return True
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.exempt_networks)
+        known = self._in_networks.get(addr)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(addr)
+            except ValueError:
+                known = False
+            else:
+                known = any(ip in net for net in self.exempt_networks)
+            if len(self._in_networks) >= self.max_clients:
+                self._in_networks.clear()
+            self._in_networks[addr] = known
+        return known
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -266,9 +294,9 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
         resp = error_response(500, "internal", "internal error; see the node's log")
-    route = _route_name(request)
-    metrics.requests.labels(request.method, route, str(resp.status)).inc()
-    metrics.latency.labels(route).observe(time.perf_counter() - t0)
+    metrics.request_done(
+        request.method, _route_name(request), resp.status, time.perf_counter() - t0
+    )
     return resp
 
 
