@@ -438,8 +438,12 @@ async def test_operations_endpoints(served) -> None:
     ready = await (await client.get("/readyz")).json()
     assert ready["status"] == "ready"
     await client.post("/v1/events", data=b"{}")
+    for method in ("PROPFIND", "MKCOL", "LOCK"):  # methods the node has no use for: one series
+        await client.request(method, "/v1/logs")
     text = await (await client.get("/metrics")).text()
     assert 'liquide_http_requests_total{method="POST",route="/v1/events",status="422"} 1.0' in text
+    assert 'liquide_http_requests_total{method="other",route="unmatched",status="405"} 3.0' in text
+    assert "PROPFIND" not in text
     assert "liquide_log_size" in text
     assert 'liquide_events_rejected_total{code="invalid"} 1.0' in text
     assert (await (await client.get("/v1/proofs")).json()) == {"proofs": []}

@@ -131,6 +131,20 @@ async def test_peers_and_exempt_networks_are_not_read_limited(make_node, aiohttp
     assert {(await client2.get("/v1/logs")).status for _ in range(5)} == {200}
 
 
+def test_exemption_memo_is_bounded_and_follows_networks() -> None:
+    import ipaddress
+
+    limiter = RateLimiter(1.0, 10, [ipaddress.ip_network("10.1.0.0/16")], max_clients=100)
+    for i in range(1000):
+        addr = f"10.{i % 3}.{i // 256 % 256}.{i % 256}"
+        assert limiter.is_exempt(addr) is addr.startswith("10.1.")
+        assert limiter.is_exempt(addr) is addr.startswith("10.1.")  # remembered: same answer
+        assert len(limiter._in_networks) <= 100
+    assert limiter.is_exempt("not an address") is False
+    limiter.exempt_hosts = {"192.0.2.9"}
+    assert limiter.is_exempt("192.0.2.9")
+
+
 def test_rate_limiter_memory_is_bounded() -> None:
     limiter = RateLimiter(1.0, 10, [], max_clients=100)
     for i in range(10_000):
