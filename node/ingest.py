@@ -41,6 +41,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -891,44 +892,57 @@ class _Job:
 
 
 class Ingest:
-    """Runs a :class:`Writer` on its own thread; groups concurrent submissions per commit."""
+    """Runs a :class:`Writer` on its own thread; groups concurrent submissions per commit.
+
+    The writer thread takes its work straight from a thread-safe queue: once a group is
+    committed, the next one (everything queued meanwhile) starts at once, without waiting for
+    the event loop, which is busy answering the previous group's clients. Outcomes go back to
+    the loop in one callback per group.
+    """
 
     def __init__(self, writer: Writer, *, max_group: int = 4096) -> None:
         self.writer = writer
         self.max_group = max_group
-        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="liquide-writer")
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Decoding, pool dispatch and receipt signing of large batches happen here, off the
         # writer thread, so that they overlap with other groups' commits.
         self._prep = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="liquide-prep")
-        self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # Refusing new work and queueing it exclude each other: nothing lands in the queue
+        # after a writer that stopped has emptied it.
+        self._gate = threading.Lock()
         self.groups = 0
         self.on_group: Callable[[int, int], None] | None = None
-        """Called with (group size, events appended) after each group (metrics)."""
+        """Called with (group size, events appended) after each group (metrics), on the
+        writer thread."""
 
     def start(self) -> None:
-        """Start the writer task on the running loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="liquide-writer")
+        """Start the writer thread; outcomes are delivered on the running loop."""
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._run, name="liquide-writer", daemon=True)
+            self._thread.start()
 
     async def stop(self) -> None:
         """Finish queued work, refuse new work, and stop the writer thread."""
-        self._closing = True
-        if self._task is not None:
-            await self._queue.put(None)
-            await self._task
-            self._task = None
-        self._thread.shutdown(wait=True)
+        with self._gate:
+            self._closing = True
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+            self._thread = None
         self._prep.shutdown(wait=True)
 
     def _enqueue(
         self, subs: list[Submission] | None, call: Callable[[], Any] | None, *, batch: bool = False
     ) -> asyncio.Future[Any]:
-        if self._closing or self._task is None:
-            raise UnavailableError("the node is not accepting writes (starting or stopping)")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(subs, call, fut, batch))
+        with self._gate:
+            if self._closing or self._thread is None:
+                raise UnavailableError("the node is not accepting writes (starting or stopping)")
+            self._queue.put(_Job(subs, call, fut, batch))
         return fut
 
     async def _signed(
@@ -974,8 +988,8 @@ class Ingest:
         result: T = await self._enqueue(None, fn)
         return result
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _run(self) -> None:
+        """The writer thread: groups in queue order until the stop mark."""
         carry: _Job | None = None
         stopping = False
         while True:
@@ -984,21 +998,26 @@ class Ingest:
             elif stopping and self._queue.empty():
                 return
             else:
-                got = await self._queue.get()
+                got = self._queue.get()
                 if got is None:
                     stopping = True
                     continue
                 job = got
             if job.call is not None:
-                await self._finish([job], job.call, loop)
+                call = job.call
+                if not self._finish([job], call):
+                    return
                 continue
             jobs = [job]
             count = len(job.subs or ())
             # Small submissions share a commit. Large batches are not merged: the pool verifies
             # the next batch while the writer commits this one, and both cores stay busy.
             limit = self.writer.config.pool_threshold if job.batch else self.max_group
-            while count < limit and not self._queue.empty():
-                nxt = self._queue.get_nowait()
+            while count < limit:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
                 if nxt is None:
                     stopping = True
                     continue
@@ -1009,27 +1028,33 @@ class Ingest:
                 count += len(nxt.subs or ())
             subs = [s for j in jobs for s in (j.subs or ())]
             fn = functools.partial(self.writer.process, subs, defer_receipts=True, batch=job.batch)
-            await self._finish(jobs, fn, loop)
+            if not self._finish(jobs, fn):
+                return
 
-    async def _finish(
-        self, jobs: list[_Job], fn: Callable[[], Any], loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def _finish(self, jobs: list[_Job], fn: Callable[[], Any]) -> bool:
+        """Run ``fn`` for ``jobs`` and hand the outcomes to the loop; False if the writer
+        must stop (``fn`` raised a BaseException: the jobs queued behind fail too)."""
         try:
-            result = await loop.run_in_executor(self._thread, fn)
-        except BaseException as exc:
-            for j in jobs:
-                if not j.future.done():
-                    j.future.set_exception(
-                        exc if isinstance(exc, Exception) else StoreError(str(exc))
-                    )
-            if not isinstance(exc, Exception):
-                raise
-            return
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 (the awaiting clients get the group's error)
+            self._deliver(jobs, exc)
+            return True
+        except BaseException as exc:  # noqa: BLE001 (as above; then the writer stops)
+            with self._gate:
+                self._closing = True
+            self._deliver(jobs, StoreError(f"the writer stopped: {exc!r}"))
+            while True:
+                try:
+                    left = self._queue.get_nowait()
+                except queue.Empty:
+                    return False
+                if left is not None:
+                    self._deliver([left], UnavailableError("the node's writer has stopped"))
         self.groups += 1
         if len(jobs) == 1 and jobs[0].call is not None:
-            if not jobs[0].future.done():
-                jobs[0].future.set_result(result)
-            return
+            self._deliver(jobs, None, [result])
+            return True
+        parts = []
         pos = 0
         appended = 0
         for j in jobs:
@@ -1037,8 +1062,28 @@ class Ingest:
             part = result[pos : pos + n]
             pos += n
             appended += sum(1 for r in part if isinstance(r, Accepted) and r.new)
-            if not j.future.done():
-                j.future.set_result(part)
+            parts.append(part)
+        self._deliver(jobs, None, parts)
         if self.on_group is not None:
             with contextlib.suppress(Exception):
                 self.on_group(pos, appended)
+        return True
+
+    def _deliver(
+        self, jobs: list[_Job], error: Exception | None, results: list[Any] | None = None
+    ) -> None:
+        """Settle the jobs' futures on the loop (one callback for the whole group)."""
+
+        def settle() -> None:
+            for i, j in enumerate(jobs):
+                if j.future.done():  # the client went away meanwhile
+                    continue
+                if error is not None:
+                    j.future.set_exception(error)
+                else:
+                    assert results is not None
+                    j.future.set_result(results[i])
+
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these
+            self._loop.call_soon_threadsafe(settle)

@@ -10,7 +10,13 @@ import pytest
 
 from crypto import BadSignatureError
 from node._node import Node
-from node.errors import IntegrityError, SeqUsedError, StoreError, UnknownAuthorError
+from node.errors import (
+    IntegrityError,
+    SeqUsedError,
+    StoreError,
+    UnavailableError,
+    UnknownAuthorError,
+)
 from node.ingest import Accepted, Ingest, Submission, VerifyPool, _BatchTree
 from protocol.checkpoint import BatchedReceipt, Receipt, SignedCheckpoint, parse_receipt
 from protocol.merkle import (
@@ -246,6 +252,40 @@ def test_the_pool_verifies_large_batches(civic) -> None:
     finally:
         c.node.writer.pool.close()
     assert [type(o) for o in out] == [Accepted, Accepted, BadSignatureError, Accepted]
+
+
+async def test_writer_errors_reach_their_callers_and_a_dead_writer_refuses_work(civic) -> None:
+    c = civic(citizens=2)
+    ingest = Ingest(c.node.writer)
+    ingest.start()
+
+    class Halt(BaseException):
+        pass
+
+    def fail() -> None:
+        raise ValueError("group failed")
+
+    def halt() -> None:
+        raise Halt
+
+    try:
+        with pytest.raises(ValueError, match="group failed"):
+            await ingest.call(fail)
+        # An ordinary error fails only its own group: the writer goes on.
+        first = await ingest.submit(c.citizens[0].delegate("area", c.area, []).encode())
+        assert first.new
+        # A BaseException stops the writer: its group and the work queued behind it fail, and
+        # later work is refused instead of waiting forever.
+        halted = asyncio.ensure_future(ingest.call(halt))
+        behind = asyncio.ensure_future(ingest.call(lambda: c.node.writer.size))
+        with pytest.raises(StoreError, match="the writer stopped"):
+            await halted
+        with pytest.raises(UnavailableError):
+            await behind
+        with pytest.raises(UnavailableError):
+            await ingest.submit(c.citizens[1].delegate("area", c.area, []).encode())
+    finally:
+        await ingest.stop()
 
 
 async def test_concurrent_submissions_share_groups(civic) -> None:
