@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import nacl.bindings
 import nacl.exceptions
@@ -131,6 +131,31 @@ def check_signed(keys: Sequence[bytes], signed: Sequence[bytes]) -> list[int]:
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
             bad.append(i)
     return bad
+
+
+_PAIR_MIN: Final = 8
+"""Decoded submissions from which a group's signatures are checked on two threads at once."""
+_PAIR: Final = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="liquide-verify")
+"""The helper thread of :func:`_verify_on_two_threads` (started on first use)."""
+
+
+def _verify_on_two_threads(subs: Sequence[Submission]) -> None:
+    """Mark the decoded ``subs`` whose signatures verify, half of them checked on a helper
+    thread while this one checks the other half.
+
+    libsodium runs without the GIL, so the two halves take both cores without a process pool's
+    round trip: a group of single POSTs is verified in half the time while the event loop waits
+    for it. A failure is left unmarked, for :meth:`Writer._prepare` to check again and report.
+    """
+    keys = [cast("Event", s.event).author_raw for s in subs]
+    signed = [cast("Event", s.event).signed_message() for s in subs]
+    half = len(subs) // 2
+    other = _PAIR.submit(check_signed, keys[half:], signed[half:])
+    bad = set(check_signed(keys[:half], signed[:half]))
+    bad.update(half + i for i in other.result())
+    for i, sub in enumerate(subs):
+        if i not in bad:
+            sub.verified = True
 
 
 def _verify_chunk(keys: list[bytes], signed: list[bytes]) -> list[bool]:
@@ -472,11 +497,16 @@ class Writer:
         pool = self.pool if len(pending) >= self.config.pool_threshold else None
         decode = Event.decode
         if pool is None:
+            decoded: list[Submission] = []
             for sub in pending:
                 try:
                     sub.event = decode(sub.leaf or b"")
                 except LiquideError as exc:
                     sub.error = exc
+                    continue
+                decoded.append(sub)
+            if len(decoded) >= _PAIR_MIN:
+                _verify_on_two_threads(decoded)
             return
         step = pool.chunk
         for start in range(0, len(pending), step):

@@ -237,6 +237,39 @@ def test_issues_are_sealed_at_their_close(civic, clock) -> None:
     assert row[0] == seal.index
 
 
+def test_a_group_is_verified_on_two_threads_and_forgeries_are_refused(civic, monkeypatch) -> None:
+    import node.ingest
+    from protocol.events import Event
+
+    paired: list[int] = []
+    real = node.ingest._verify_on_two_threads
+
+    def spy(subs):
+        paired.append(len(subs))
+        real(subs)
+        # The marks are the check's own: a forgery stays unmarked, in either half.
+        assert [s.verified for s in subs] == [i not in (1, 9) for i in range(len(subs))]
+
+    monkeypatch.setattr(node.ingest, "_verify_on_two_threads", spy)
+
+    c = civic(citizens=12, verify_workers=0)
+    assert c.node.writer.pool is None
+    evs = [p.delegate("area", c.area, []) for p in c.citizens]
+    subs = [Submission(leaf=e.encode()) for e in evs]
+    for i in (1, 9):  # one forgery in each half of the group
+        forged = evs[i].to_dict()
+        forged["sig"] = evs[i + 1].to_dict()["sig"]
+        subs[i] = Submission(leaf=Event.from_dict(forged).encode())
+    subs.append(Submission(leaf=b"{not json"))  # a leaf that does not decode: not verified
+    out = c.node.writer.process(subs)
+    kinds = [type(o).__name__ for o in out]
+    assert kinds[1] == kinds[9] == "BadSignatureError"
+    assert kinds[12] == "EncodingError"
+    assert [k for i, k in enumerate(kinds) if i not in (1, 9, 12)] == ["Accepted"] * 10
+    assert c.node.writer.size == c.node.store.log(c.node.origin).size
+    assert paired == [12]
+
+
 def test_the_pool_verifies_large_batches(civic) -> None:
     c = civic(citizens=4, verify_workers=2, pool_threshold=2)
     c.node.writer.pool = VerifyPool(2, chunk=1)
