@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import IntegrityError, LockedError, NotFoundError, StoreError
-from node.store import MIGRATIONS, LeafRow, Store
+from node.store import MIGRATIONS, WAL_AUTOCHECKPOINT_PAGES, LeafRow, Store
 from protocol.merkle import (
     MemoryTree,
     leaf_hash,
@@ -41,6 +41,8 @@ def test_wal_and_synchronous_full(tmp_path: Path) -> None:
     try:
         assert s.pragma("journal_mode") == "wal"
         assert s.pragma("synchronous") == 2  # FULL: a commit is on disk when it returns
+        # Above one large batch's commit, so that a commit rarely also runs a checkpoint.
+        assert s.pragma("wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES > 1000
         r = s.reader()
         assert r.pragma("synchronous") == 2
         assert r.pragma("query_only") == 1
