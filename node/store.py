@@ -41,7 +41,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -60,7 +60,6 @@ from .errors import IntegrityError, LockedError, NotFoundError, StoreError
 
 __all__ = [
     "MIGRATIONS",
-    "WAL_AUTOCHECKPOINT_PAGES",
     "BatchRow",
     "CheckpointRow",
     "LeafRow",
@@ -375,17 +374,6 @@ class _Reader:
         return bytes(row[0])
 
 
-WAL_AUTOCHECKPOINT_PAGES: Final = 20_000
-"""WAL pages (about 80 MB at 4 KiB) after which a commit copies the WAL back into the database.
-
-SQLite's default, 1,000 pages, is less than one commit of a 1,000-event batch writes, so every
-such commit also ran a checkpoint on the writer thread: the pages it had just written to the WAL
-copied again, with a second fsync. At 20,000 the copy runs every few batches, and pages written
-by several commits (chain heads, index pages) are copied once. Durability is the WAL's and does
-not change: a commit is on disk when it returns (``synchronous=FULL``).
-"""
-
-
 class Store:
     """One connection to a data directory's database; see the module docstring.
 
@@ -424,7 +412,14 @@ class Store:
             conn.execute("PRAGMA busy_timeout = 5000")
             if writer:
                 conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+                # The WAL is copied back into the database every 20,000 pages (about 80 MB at
+                # 4 KiB), not SQLite's default 1,000: one commit of a 1,000-event batch writes
+                # more than that, so every such commit also ran a checkpoint on the writer
+                # thread, copying the pages it had just written with a second fsync. At 20,000
+                # the copy runs every few batches, and pages that several commits rewrite (chain
+                # heads, index pages) are copied once. Durability is the WAL's and does not
+                # change: a commit is on disk when it returns (synchronous=FULL).
+                conn.execute("PRAGMA wal_autocheckpoint = 20000")
             conn.execute("PRAGMA synchronous = FULL")
             if writer:
                 MIGRATIONS.apply(sqlite_utils.Database(conn))
