@@ -1034,8 +1034,8 @@ class Ingest:
                     continue
                 job = got
             if job.call is not None:
-                call = job.call
-                if not self._finish([job], call):
+                if not self._finish([job], job.call):
+                    self._refuse_queued()
                     return
                 continue
             jobs = [job]
@@ -1059,11 +1059,12 @@ class Ingest:
             subs = [s for j in jobs for s in (j.subs or ())]
             fn = functools.partial(self.writer.process, subs, defer_receipts=True, batch=job.batch)
             if not self._finish(jobs, fn):
+                self._refuse_queued(carry)
                 return
 
     def _finish(self, jobs: list[_Job], fn: Callable[[], Any]) -> bool:
         """Run ``fn`` for ``jobs`` and hand the outcomes to the loop; False if the writer
-        must stop (``fn`` raised a BaseException: the jobs queued behind fail too)."""
+        must stop (``fn`` raised a BaseException; new work is refused from then on)."""
         try:
             result = fn()
         except Exception as exc:  # noqa: BLE001 (the awaiting clients get the group's error)
@@ -1073,13 +1074,7 @@ class Ingest:
             with self._gate:
                 self._closing = True
             self._deliver(jobs, StoreError(f"the writer stopped: {exc!r}"))
-            while True:
-                try:
-                    left = self._queue.get_nowait()
-                except queue.Empty:
-                    return False
-                if left is not None:
-                    self._deliver([left], UnavailableError("the node's writer has stopped"))
+            return False
         self.groups += 1
         if len(jobs) == 1 and jobs[0].call is not None:
             self._deliver(jobs, None, [result])
@@ -1098,6 +1093,19 @@ class Ingest:
             with contextlib.suppress(Exception):
                 self.on_group(pos, appended)
         return True
+
+    def _refuse_queued(self, carry: _Job | None = None) -> None:
+        """(Writer thread, stopping) Fail ``carry`` and every job still queued."""
+        left = [] if carry is None else [carry]
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                left.append(job)
+        if left:
+            self._deliver(left, UnavailableError("the node's writer has stopped"))
 
     def _deliver(
         self, jobs: list[_Job], error: Exception | None, results: list[Any] | None = None

@@ -321,6 +321,42 @@ async def test_writer_errors_reach_their_callers_and_a_dead_writer_refuses_work(
         await ingest.stop()
 
 
+async def test_a_dead_writer_fails_the_work_it_had_taken_ahead(civic, monkeypatch) -> None:
+    import threading
+
+    c = civic(citizens=1)
+    ingest = Ingest(c.node.writer)
+    ingest.start()
+
+    class Halt(BaseException):
+        pass
+
+    def process(*args, **kwargs):
+        raise Halt
+
+    gate = threading.Event()
+    try:
+        held = asyncio.ensure_future(ingest.call(gate.wait))  # the writer waits here...
+        await asyncio.sleep(0)
+        monkeypatch.setattr(c.node.writer, "process", process)
+        # ... while a submission and a call queue behind: the writer takes the call along
+        # with the submission's group (to run next), then the group's append dies.
+        sub = asyncio.ensure_future(
+            ingest.submit(c.citizens[0].delegate("area", c.area, []).encode())
+        )
+        after = asyncio.ensure_future(ingest.call(lambda: "ran"))
+        await asyncio.sleep(0)
+        gate.set()
+        assert await held is True
+        with pytest.raises(StoreError, match="the writer stopped"):
+            await sub
+        with pytest.raises(UnavailableError, match="writer has stopped"):
+            await asyncio.wait_for(after, 10)
+    finally:
+        gate.set()
+        await ingest.stop()
+
+
 async def test_concurrent_submissions_share_groups(civic) -> None:
     c = civic(citizens=40)
     ingest = Ingest(c.node.writer)
