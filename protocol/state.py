@@ -1030,28 +1030,26 @@ def tally_input(issue_id: str, parts: Mapping[str, State]) -> TallyInputBuild:
                     )
                 )
         voter_ids = sorted(k for k, n in counts.items() if n == 1)
-    # Everything below goes through the voters in sorted order, once: the rows come out in
-    # truster order, as TallyInput.from_dict reads them from the document's sorted rows.
     if len(voter_ids) > MAX_VOTERS:  # the one bound of TallyInput that replay cannot reach
         raise TallyInputError(f"voters: {len(voter_ids)} voters (at most {MAX_VOTERS})")
     voters = dict.fromkeys(voter_ids, 1)
     targets = (("assembly", issue.assembly), ("area", issue.area), ("issue", issue_id))
     rows: dict[str, dict[str, tuple[str, ...]]] = {scope: {} for scope in _SCOPES}
-    ballots: dict[str, dict[str, int]] = {}
+    ballots: dict[str, Mapping[str, int]] = {}
+    # The states' own tables are walked (row and ballot order carries no meaning in a
+    # TallyInput; the document sorts its rows): citizens who neither delegate nor vote cost
+    # nothing, and the tables are read in the order replay filled them. Grades are shared with
+    # the events, as state copies share them: events are immutable.
     for s in states:  # a later origin's row or ballot replaces an earlier one's
-        mine_of, cast = s.delegations.get, s.ballots.get(issue_id, {})
-        for k in voter_ids:
-            mine = mine_of(k)
-            if mine is not None:
+        for k, mine in s.delegations.items():
+            if k in voters:
                 for scope, target in targets:
                     row = mine.get(target)
                     if row is not None and row[0] == scope:
                         rows[scope][k] = row[1]
-        if cast:
-            for k in voter_ids:
-                grades = cast.get(k)
-                if grades is not None:
-                    ballots[k] = dict(grades)
+        ballots.update(
+            (k, grades) for k, grades in s.ballots.get(issue_id, {}).items() if k in voters
+        )
     prepared = TallyInput(
         voters=voters,
         options=tuple(issue.option_ids()),
