@@ -25,7 +25,7 @@ from crypto import BadSignatureError, KeyFormatError, PublicKey
 from protocol.checkpoint import parse_cosigner_vkey
 from protocol.encoding import encode
 from protocol.errors import CheckpointError, ProtocolError, ValidationError
-from protocol.events import AssemblyBody, Event, HandoverBody, parse_key
+from protocol.events import VERSION, AssemblyBody, Event, HandoverBody, parse_key
 
 __all__ = ["TRUST_FORMAT", "PinnedLog", "PinnedWitness", "Trust", "handover_keys"]
 
@@ -349,6 +349,9 @@ def _check_definition(ev: Event, where: str) -> None:
         raise _fail(where, "is not signed by one of its member cities")
 
 
+_HANDOVER_END: Final = b'"type":"handover","v":%d}' % VERSION
+
+
 def handover_keys(keys: Sequence[str], views: Iterable[Sequence[bytes]]) -> list[PublicKey]:
     """The keys a pinned log may sign with: ``keys`` (the pinned key, then the keys already
     followed), and every key a handover names, in any of ``views`` (sequences of leaves that
@@ -363,7 +366,10 @@ def handover_keys(keys: Sequence[str], views: Iterable[Sequence[bytes]]) -> list
     for entries in views:
         current = keys[-1]
         for leaf in entries:
-            if b'"type":"handover"' not in leaf:
+            # Keys are sorted in the canonical form, so it ends with the type and the version: a
+            # leaf that ends otherwise does not decode to a handover (and a suffix test is a
+            # third of the cost of a substring search, on every leaf of the log).
+            if not leaf.endswith(_HANDOVER_END):
                 continue
             try:
                 ev = Event.decode(leaf)
