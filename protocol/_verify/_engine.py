@@ -1133,19 +1133,19 @@ def _window_changes(
         step = ctx.report.step(5)
         step.count("enrolment changes inside voting windows", len(changes))
         # One finding per change: a city may enrol thousands while a vote is open.
-        step.findings.extend(
-            Finding(
-                5,
-                "info",
-                f"window_{c.kind}",
-                f"{c.kind} of {c.key} (ref {c.ref}) inside the voting window",
-                log.origin,
-                c.index,
-                None,
-                None,
-                issue_id,
-            )
-            for c in changes
+        step.findings += Finding.many(
+            5,
+            "info",
+            log.origin,
+            issue_id,
+            (
+                (
+                    f"window_{c.kind}",
+                    f"{c.kind} of {c.key} (ref {c.ref}) inside the voting window",
+                    c.index,
+                )
+                for c in changes
+            ),
         )
 
 

@@ -8,8 +8,8 @@ late seal, an enrolment inside a voting window) without failing it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final
 
 __all__ = ["SEVERITIES", "STEPS", "Finding", "IssueResult", "OptionBar", "Report", "Step"]
@@ -57,6 +57,36 @@ class Finding:
             d["proof"] = dict(self.proof)
         return d
 
+    @classmethod
+    def many(
+        cls,
+        step: int,
+        severity: str,
+        origin: str | None,
+        issue: str | None,
+        items: Iterable[tuple[str, str, int]],
+    ) -> list[Finding]:
+        """One finding per ``(code, message, index)`` of ``items``, all at ``step`` with
+        ``severity``, about ``origin`` and ``issue`` (for the thousands one pass can report: a
+        city may enrol thousands while a vote is open). Equal to building each with the class,
+        in a third of the time: the slots are set through their own setters, not through the
+        frozen dataclass's ``object.__setattr__``."""
+        out: list[Finding] = []
+        for code, message, index in items:
+            f = _new_finding(cls)
+            _set_step(f, step)
+            _set_severity(f, severity)
+            _set_code(f, code)
+            _set_message(f, message)
+            _set_origin(f, origin)
+            _set_index(f, index)
+            _set_event_id(f, None)
+            _set_node(f, None)
+            _set_issue(f, issue)
+            _set_proof(f, None)
+            out.append(f)
+        return out
+
     def where(self) -> str:
         """The item, as a short human phrase: ``lyon.example/liquide #12 (event 3fa4…) at URL``."""
         parts = []
@@ -71,6 +101,17 @@ class Finding:
         if self.node is not None:
             parts.append(f"from {self.node}")
         return " ".join(parts)
+
+
+_new_finding = object.__new__
+_FINDING_FIELDS: Final = (
+    "step", "severity", "code", "message", "origin", "index", "event_id", "node", "issue", "proof",
+)  # fmt: skip
+assert {f.name for f in fields(Finding)} == set(_FINDING_FIELDS)  # every field, none twice
+(
+    _set_step, _set_severity, _set_code, _set_message, _set_origin, _set_index, _set_event_id,
+    _set_node, _set_issue, _set_proof,
+) = (Finding.__dict__[name].__set__ for name in _FINDING_FIELDS)  # fmt: skip
 
 
 @dataclass(slots=True)

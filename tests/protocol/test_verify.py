@@ -25,6 +25,7 @@ from protocol.merkle import MemoryTree, leaf_hash
 from protocol.verify import (
     STEPS,
     ConsistencyProof,
+    Finding,
     LogMaterial,
     NodeMaterial,
     Report,
@@ -584,6 +585,20 @@ def test_enrolment_inside_the_voting_window_is_listed() -> None:
     assert i.origin == A
     assert fed.citizens["late"].pk in i.message
     assert report.step(5).counts["enrolment changes inside voting windows"] == 1
+    # Built in bulk (Finding.many), it is the finding the class builds, every field in place.
+    late = next(
+        j for j, leaf in enumerate(fed.a.leaves) if fed.citizens["late"].pk.encode() in leaf
+    )
+    assert i == Finding(5, "info", "window_enrol", i.message, A, late, None, None, fed.issue.id)
+    assert i.to_dict() == {
+        "step": 5,
+        "severity": "info",
+        "code": "window_enrol",
+        "message": i.message,
+        "origin": A,
+        "index": late,
+        "issue": fed.issue.id,
+    }
 
 
 def test_member_that_never_adopted_is_flagged() -> None:
