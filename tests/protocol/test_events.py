@@ -631,7 +631,7 @@ def _outcome(call: Any) -> Any:
     except (EncodingError, ValidationError) as exc:
         return (type(exc).__name__, exc.code, exc.message)
     fields = ("type", "author", "seq", "prev", "ts", "body", "sig", "id", "leaf", "author_raw")
-    return (type(ev.body), *(getattr(ev, f) for f in fields), ev.unsigned_bytes())
+    return (type(ev), type(ev.body), *(getattr(ev, f) for f in fields), ev.unsigned_bytes())
 
 
 def _reference(leaf: bytes) -> Any:
@@ -659,10 +659,10 @@ def _check_fast_equals_general(leaf: bytes) -> None:
         d = encoding.decode(leaf)
         del d["sig"]
         assert fast.unsigned_bytes() == encoding.encode(d)  # the leaf minus its sig member
-    elif isinstance(ref[0], type) and ref[1] in FAST_TYPES:
+    elif isinstance(ref[0], type) and ref[2] in FAST_TYPES:
         # Accepted, so the fast path must have taken it unless a reference needs escaping.
-        assert ref[1] in ("enrol", "unenrol")
-        assert set(ref[6].ref) & {'"', "\\"}
+        assert ref[2] in ("enrol", "unenrol")
+        assert set(ref[7].ref) & {'"', "\\"}
 
 
 def _mostly(valid: st.SearchStrategy[Any], invalid: st.SearchStrategy[Any]) -> Any:
@@ -765,6 +765,7 @@ def test_fast_path_takes_the_hot_types() -> None:
     quoted = a.sign("enrol", {"key": pk("bob"), "ref": 'a"b\\c'}).encode()
     assert _decode_fast(quoted, quoted.decode()) is None  # escapes: the general path
     assert Event.decode(quoted).body.ref == 'a"b\\c'
+    _check_fast_equals_general(quoted)  # the branch for a reference that needs escapes
 
 
 @pytest.mark.parametrize(
