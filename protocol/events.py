@@ -39,13 +39,14 @@ import re
 import unicodedata
 from binascii import a2b_base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, ClassVar, Final, TypeAlias, cast
 
 from crypto import KeyFormatError, PublicKey, SecretKey, domain_message, public_key_raw, verify
 
 from . import encoding
+from ._drafts import draft, new
 from .encoding import MAX_INT
 from .errors import EncodingError, ValidationError
 
@@ -1174,7 +1175,7 @@ def _decode_fast(leaf: bytes, text: str) -> Event | None:
     # offsets are byte offsets. The unsigned bytes are the leaf without `"sig":"<88>",` (§3.1).
     start, end = m.span("sig")
     unsigned = leaf[: start - 7] + leaf[end + 2 :]
-    ev = _new(_EventDraft)
+    ev = new(_EventDraft)
     ev.type = body.TYPE
     ev.author = author
     ev.seq = seq
@@ -1209,7 +1210,7 @@ def _fast_ballot(m: re.Match[str], author: str) -> BallotBody | None:
             or len(keys) > MAX_OPTIONS
         ):
             return None
-    body = _new(_BallotDraft)
+    body = new(_BallotDraft)
     body.issue = issue
     body.grades = grades
     body.__class__ = BallotBody
@@ -1227,7 +1228,7 @@ def _fast_delegate(m: re.Match[str], author: str) -> DelegateBody | None:
         or None in map(public_key_raw, trustees)
     ):
         return None
-    body = _new(_DelegateDraft)
+    body = new(_DelegateDraft)
     body.scope = scope
     body.target = target
     body.trustees = trustees
@@ -1238,7 +1239,7 @@ def _fast_delegate(m: re.Match[str], author: str) -> DelegateBody | None:
 
 def _fast_revoke(m: re.Match[str], author: str) -> RevokeBody:
     scope, target = m.group("scope", "target")
-    body = _new(_RevokeDraft)
+    body = new(_RevokeDraft)
     body.scope = scope
     body.target = target
     body.__class__ = RevokeBody
@@ -1247,7 +1248,7 @@ def _fast_revoke(m: re.Match[str], author: str) -> RevokeBody:
 
 
 def _fast_withdraw(m: re.Match[str], author: str) -> WithdrawBody:
-    body = _new(_WithdrawDraft)
+    body = new(_WithdrawDraft)
     body.issue = m.group("issue")
     body.__class__ = WithdrawBody
     done: WithdrawBody = body
@@ -1259,7 +1260,7 @@ def _fast_enrol(cls: type[EnrolBody], draft: Any) -> Any:
         key, ref = m.group("key", "ref")
         if public_key_raw(key) is None:
             return None
-        body = _new(draft)
+        body = new(draft)
         body.key = key
         body.ref = ref
         body.__class__ = cls
@@ -1269,29 +1270,16 @@ def _fast_enrol(cls: type[EnrolBody], draft: Any) -> Any:
     return enrol
 
 
-# Events and the hot bodies are frozen dataclasses with slots, whose __init__ sets each slot
-# through object.__setattr__. The fast path fills a *draft* instead: a plain class with the very
-# same slots, where an attribute store is the interpreter's cheapest, and then gives the object
-# its own class (CPython allows assigning __class__ between classes of one layout: same base,
-# same slots). The object is the one the dataclass would build (tests/protocol/test_events.py
-# compares the fast path's events with the general path's, field by field), in less than half
-# the time, a tenth of the fast path.
-def _draft(cls: type, base: type = object) -> Any:
-    """The draft of ``cls``, whose base class has ``base`` for its draft."""
-    slots = cls.__dict__["__slots__"]
-    inherited = set(getattr(base, "__slots__", ()))
-    assert set(slots) | inherited == {f.name for f in fields(cls)}, cls  # every field, once
-    return type(f"_{cls.__name__}Draft", (base,), {"__slots__": slots})
-
-
-_new = object.__new__
-_EventDraft = _draft(Event)
-_BallotDraft = _draft(BallotBody)
-_DelegateDraft = _draft(DelegateBody)
-_RevokeDraft = _draft(RevokeBody)
-_WithdrawDraft = _draft(WithdrawBody)
-_EnrolDraft = _draft(EnrolBody)
-_UnenrolDraft = _draft(UnenrolBody, _EnrolDraft)
+# Events and the hot bodies are built as drafts (protocol/_drafts.py): less than half the time of
+# their frozen dataclass __init__, a tenth of the fast path. tests/protocol/test_events.py compares
+# the fast path's events with the general path's, field by field.
+_EventDraft = draft(Event)
+_BallotDraft = draft(BallotBody)
+_DelegateDraft = draft(DelegateBody)
+_RevokeDraft = draft(RevokeBody)
+_WithdrawDraft = draft(WithdrawBody)
+_EnrolDraft = draft(EnrolBody)
+_UnenrolDraft = draft(UnenrolBody, _EnrolDraft)
 
 
 _FAST: Final[dict[str, tuple[re.Pattern[str], Any]]] = {
