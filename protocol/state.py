@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from crypto import BadSignatureError
 
+from ._drafts import draft, new
 from .chain import EquivocationProof, Head, check_next
 from .encoding import MAX_INT
 from .errors import ChainError, ProtocolError, TallyInputError, ValidationError
@@ -215,6 +216,10 @@ class Attestation:
     issue: str
     digest: str
     index: int
+
+
+_EnrolmentDraft = draft(Enrolment)
+_RollEntryDraft = draft(RollEntry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,8 +538,15 @@ class State:
         if body.key in self.enrolled:
             raise _Reject("already_enrolled", f"{body.key} is already enrolled here")
         if commit:
-            self.enrolled[body.key] = Enrolment(body.ref, index, ev.id)
-            self.roll.append(RollEntry(index, "enrol", body.key, body.ref, ev.ts))
+            # Built as drafts (protocol/_drafts.py): a city log is mostly enrolments and votes.
+            e = new(_EnrolmentDraft)
+            e.ref, e.index, e.event_id = body.ref, index, ev.id
+            e.__class__ = Enrolment
+            self.enrolled[body.key] = e
+            r = new(_RollEntryDraft)
+            r.index, r.kind, r.key, r.ref, r.ts = index, "enrol", body.key, body.ref, ev.ts
+            r.__class__ = RollEntry
+            self.roll.append(r)
 
     def _rule_unenrol(self, index: int, ev: Event, commit: bool) -> None:
         body = _body(ev, EnrolBody)
