@@ -37,7 +37,8 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from crypto import BadSignatureError
 
-from ._drafts import draft, new
+from ._drafts import draft
+from ._drafts import new as new_draft
 from .chain import EquivocationProof, Head, check_next
 from .encoding import MAX_INT
 from .errors import ChainError, ProtocolError, TallyInputError, ValidationError
@@ -539,11 +540,11 @@ class State:
             raise _Reject("already_enrolled", f"{body.key} is already enrolled here")
         if commit:
             # Built as drafts (protocol/_drafts.py): a city log is mostly enrolments and votes.
-            e = new(_EnrolmentDraft)
+            e = new_draft(_EnrolmentDraft)
             e.ref, e.index, e.event_id = body.ref, index, ev.id
             e.__class__ = Enrolment
             self.enrolled[body.key] = e
-            r = new(_RollEntryDraft)
+            r = new_draft(_RollEntryDraft)
             r.index, r.kind, r.key, r.ref, r.ts = index, "enrol", body.key, body.ref, ev.ts
             r.__class__ = RollEntry
             self.roll.append(r)
