@@ -1255,12 +1255,12 @@ def _fast_withdraw(m: re.Match[str], author: str) -> WithdrawBody:
     return done
 
 
-def _fast_enrol(cls: type[EnrolBody], draft: Any) -> Any:
+def _fast_enrol(cls: type[EnrolBody], cls_draft: Any) -> Any:
     def enrol(m: re.Match[str], author: str) -> EnrolBody | None:
         key, ref = m.group("key", "ref")
         if public_key_raw(key) is None:
             return None
-        body = new(draft)
+        body = new(cls_draft)
         body.key = key
         body.ref = ref
         body.__class__ = cls
